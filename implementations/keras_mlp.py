@@ -1,0 +1,119 @@
+"""XOR MLP in Keras 3 (TensorFlow backend): keras.Sequential of Dense, compile(), fit()."""
+from __future__ import annotations
+
+import os
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # read once, at the first `import keras`
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off stderr
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from shared.data import stream_rows  # noqa: E402
+from shared.interface import MLP, Conventions, History  # noqa: E402
+
+if keras.backend.backend() != "tensorflow":
+    raise ImportError(f"the keras implementation needs KERAS_BACKEND=tensorflow, not {keras.backend.backend()!r}")
+
+MAX_STEPS_PER_EXECUTION = 1000  # steps fused into one tf.function call by fit(); ~90 µs/step instead of ~0.8 ms
+
+
+class StepLoss(keras.metrics.Metric):
+    """Records the loss of every step inside fit()'s compiled loop (callbacks only fire once per execution)."""
+
+    def __init__(self, loss_fn, steps, dtype):
+        super().__init__(name="step_loss", dtype=dtype)
+        self.loss_fn = loss_fn
+        self.values = self.add_variable(shape=(steps,), initializer="zeros", name="values")  # (steps,)
+        self.count = self.add_variable(shape=(), initializer="zeros", dtype="int64", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        loss = self.loss_fn(y_true, y_pred)  # same loss on the same forward pass as the update uses
+        at, loss = keras.ops.reshape(self.count, (1, 1)), keras.ops.cast(keras.ops.reshape(loss, (1,)), self.dtype)
+        self.values.assign(keras.ops.scatter_update(self.values, at, loss))
+        self.count.assign_add(1)
+
+    def reset_state(self):
+        pass  # fit() resets metrics each epoch; this one keeps the whole run across fit() calls
+
+    def result(self):
+        return self.values[self.count - 1]  # the latest step's loss, shown in fit()'s logs
+
+
+class floatx:
+    """floatx = the spec's dtype while building: Keras creates the learning rate and compile()'s loss at floatx."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def __enter__(self):
+        self.old = keras.config.floatx()
+        keras.config.set_floatx(self.dtype)
+
+    def __exit__(self, *exc):
+        keras.config.set_floatx(self.old)
+
+
+class KerasMLP(MLP):
+    name = "keras"
+    framework = "keras"
+    conventions = Conventions(adam="keras", momentum="keras", bce="logits")
+
+    def __init__(self, spec, params):
+        super().__init__(spec, params)
+        dt = spec.dtype  # explicit: the default dtype policy is fixed at its first use, whatever floatx says later
+        self.model = keras.Sequential(
+            [keras.Input((spec.layers[0],), dtype=dt)]
+            + [keras.layers.Dense(n, activation=act, dtype=dt) for n, act in zip(spec.layers[1:], spec.activations)])
+        for layer, (W, b) in zip(self.model.layers, params):
+            layer.set_weights([W, b])  # Keras kernels are (in, out), as canonical
+        loss_cls = keras.losses.MeanSquaredError if spec.loss == "mse" else keras.losses.BinaryCrossentropy
+        self.loss_fn = loss_cls(dtype=dt)
+        with floatx(dt):
+            o, f = spec.optimizer, np.float64  # Keras casts a Python float through float32 (README)
+            if o.name == "adam":
+                self.optimizer = keras.optimizers.Adam(o.lr, beta_1=f(o.beta1), beta_2=f(o.beta2), epsilon=o.epsilon)
+            else:
+                self.optimizer = keras.optimizers.SGD(o.lr, momentum=f(o.momentum))
+
+    def forward(self, x):
+        return keras.ops.convert_to_numpy(self.model(x.astype(self.spec.dtype)))  # (batch, 1)
+
+    def loss(self, x, y):
+        return float(self._loss_and_grads(*self._tensors(x, y))[0])
+
+    def gradients(self, x, y):
+        g = [v.numpy().astype(np.float64) for v in self._loss_and_grads(*self._tensors(x, y))[1]]
+        return [(g[i], g[i + 1]) for i in range(0, len(g), 2)]  # kernels are already (in, out)
+
+    @tf.function  # graph mode, as in fit(): the BCE loss then reads the logits behind the sigmoid
+    def _loss_and_grads(self, x, y):
+        with tf.GradientTape() as tape:
+            loss = self.loss_fn(y, self.model(x, training=True))
+        return loss, tape.gradient(loss, self.model.trainable_variables)
+
+    def train(self, x, y, checkpoints=()):
+        spec, want = self.spec, sorted(set(checkpoints))
+        rows = stream_rows(spec.steps, spec.batch)  # every step's batch, end to end: (steps * batch,)
+        xs, ys = self._tensors(x[rows], y[rows])
+        with floatx(spec.dtype):
+            recorder = StepLoss(self.loss_fn, spec.steps, spec.dtype)
+            self.model.compile(optimizer=self.optimizer, loss=self.loss_fn, metrics=[recorder],
+                               steps_per_execution=min(spec.steps, MAX_STEPS_PER_EXECUTION))
+        saved, done, start = {}, 0, time.perf_counter()
+        for k in want + [spec.steps]:  # fit up to each checkpoint in turn; the optimizer state carries over
+            if k > done:
+                n = slice(done * spec.batch, k * spec.batch)
+                self.model.fit(xs[n], ys[n], batch_size=spec.batch, epochs=1, shuffle=False, verbose=0)
+                done = k
+            if k in want:
+                saved[k] = self.params()
+        return History(recorder.values.numpy().astype(np.float64), saved, time.perf_counter() - start)
+
+    def params(self):
+        return [tuple(w.astype(np.float64) for w in layer.get_weights()) for layer in self.model.layers]
+
+    def _tensors(self, x, y):
+        return tf.constant(x, dtype=self.spec.dtype), tf.constant(y, dtype=self.spec.dtype)

@@ -1,0 +1,1 @@
+"""Code every implementation shares: spec, presets, data, params, reference maths, tolerances."""

@@ -1,0 +1,26 @@
+"""The XOR data set and the fixed order in which minibatches visit it."""
+from __future__ import annotations
+
+import numpy as np
+
+X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)  # (4, 2)
+Y = np.array([[0], [1], [1], [0]], dtype=np.float64)  # (4, 1)
+
+
+def xor_data(dtype: str = "float64") -> tuple[np.ndarray, np.ndarray]:
+    return X.astype(dtype), Y.astype(dtype)
+
+
+def batch_rows(step: int, batch: int, n: int = 4) -> np.ndarray:
+    """Rows used by update `step` (0-based): a window of `batch` rows that cycles through the data.
+
+    Full batch (batch == n) uses rows 0..n-1 every step. With batch 3 the steps see
+    [0,1,2], [3,0,1], [2,3,0], [1,2,3], ... -- every batch has the same size, and the
+    concatenation of all batches is the data tiled end to end (which is what Keras' fit sees).
+    """
+    return (step * batch + np.arange(batch)) % n
+
+
+def stream_rows(steps: int, batch: int, n: int = 4) -> np.ndarray:
+    """Rows of every step, concatenated: (steps * batch,)."""
+    return np.arange(steps * batch) % n
