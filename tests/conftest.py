@@ -1,0 +1,46 @@
+"""Shared fixtures: implementations by name (skipped with the reason when unavailable) and cached runs."""
+from __future__ import annotations
+
+import functools
+import os
+
+import pytest
+
+from shared import registry
+from shared.data import xor_data
+from shared.params import init_params
+from shared.presets import get_preset
+
+IMPLS = list(registry.REGISTRY)
+DTYPES = ["float64", "float32"]
+REQUIRE_ALL = os.environ.get("XOR_ROSETTA_REQUIRE_ALL") == "1"  # CI: a missing framework fails, never skips
+
+
+def load_or_skip(name: str):
+    try:
+        return registry.load(name)
+    except registry.UnavailableError as e:
+        if REQUIRE_ALL:
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+
+
+@pytest.fixture(params=IMPLS)
+def impl(request):
+    """Each implementation class, id'd by name."""
+    return load_or_skip(request.param)
+
+
+@functools.cache
+def trained(name: str, preset: str, dtype: str, checkpoints=(1, 10, 100, 1_000, 10_000)):
+    """(model, history) for a preset run, computed once per session; `name` may be 'reference:<impl>'."""
+    spec = get_preset(preset).replace(dtype=dtype)
+    x, y = xor_data(dtype)
+    params = init_params(spec)
+    if name.startswith("reference:"):
+        from implementations.numpy_mlp import NumpyMLP
+        model = NumpyMLP(spec, params, conventions=load_or_skip(name.split(":")[1]).conventions)
+    else:
+        model = load_or_skip(name)(spec, params)
+    history = model.train(x, y, checkpoints=[k for k in checkpoints if k <= spec.steps])
+    return model, history

@@ -1,0 +1,73 @@
+"""Each row of the README's "Where frameworks differ" table: the difference exists, and its setting removes it."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import load_or_skip
+from shared import differences as d
+from shared.tolerance import tolerance
+
+F64, F32 = tolerance("float64"), tolerance("float32")
+
+
+@pytest.fixture(autouse=True)
+def frameworks():
+    load_or_skip("torch"), load_or_skip("keras")
+
+
+def test_weight_layout():
+    row = d.weight_layout()
+    assert row.differs_by > 1e-3 and row.with_setting <= F64.forward
+
+
+def test_default_init():
+    row = d.default_init()
+    assert row.differs_by > 1e-2 and row.with_setting <= F64.forward
+
+
+def test_adam_epsilon():
+    row = d.adam_epsilon()
+    assert row.differs_by > 1e-6 and row.with_setting <= F64.params
+
+
+def test_momentum_forms_differ_by_rounding_only():
+    row = d.momentum_form()
+    assert 0 < row.differs_by <= F64.params and row.with_setting <= F64.params
+
+
+def test_bce_on_probabilities_saturates():
+    row = d.bce_saturation()
+    assert row.differs_by > 1 and row.with_setting <= F64.loss_atol
+
+
+def test_keras_clips_bare_probabilities():
+    row = d.keras_clipped_bce()
+    assert row.differs_by > 1e-8 and row.with_setting <= F64.loss_atol
+
+
+def test_keras_float32_hyperparameters():
+    row = d.keras_float32_hyperparameters()
+    assert row.differs_by > 1e-10 and row.with_setting <= F64.params
+
+
+def test_keras_dtype_policy_is_fixed_at_first_use():
+    from implementations.keras_mlp import keras
+    old_policy, old_floatx = keras.config.dtype_policy(), keras.config.floatx()
+    try:
+        keras.config.set_dtype_policy("float32")
+        keras.config.set_floatx("float64")
+        assert keras.layers.Dense(1).dtype == "float32"  # floatx alone does not reach the layers
+        assert keras.layers.Dense(1, dtype="float64").dtype == "float64"  # hence the explicit dtype
+    finally:
+        keras.config.set_dtype_policy(old_policy)
+        keras.config.set_floatx(old_floatx)
+
+
+def test_float32_drift():
+    row = d.float32_drift()
+    assert row.differs_by > 1e-6 and row.with_setting <= F32.params
+
+
+def test_tf_float32_tanh_is_approximate():
+    row = d.tf_float32_tanh()
+    assert row.differs_by > 1e-7 and row.with_setting <= F64.forward

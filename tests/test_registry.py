@@ -1,0 +1,48 @@
+"""The registry: lazy imports, unavailable frameworks reported with a reason and an install hint."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from shared import registry
+from shared.errors import UnavailableError
+
+
+def test_core_imports_no_framework():
+    code = ("import sys, shared.spec, shared.params, shared.reference, shared.registry, shared.compare, "
+            "shared.tolerance, shared.presets, shared.differences, implementations.numpy_mlp; "
+            "shared.registry.load('numpy'); "
+            "print(sorted(m for m in ('torch', 'tensorflow', 'keras', 'jax') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_missing_framework_is_unavailable_with_hint(monkeypatch):
+    fake = registry.Entry("fake", "implementations.fake_mlp", "FakeMLP", ("no_such_framework_xyz",),
+                          ("no-such-framework-xyz",), "fake", "test only")
+    monkeypatch.setitem(registry.REGISTRY, "fake", fake)
+    with pytest.raises(UnavailableError, match=r"'fake' is unavailable: no_such_framework_xyz not installed; "
+                                                r"install with: pip install -c constraints.txt -e '.\[fake\]'"):
+        registry.load("fake")
+    with pytest.warns(UserWarning, match="'fake' is unavailable"):
+        found = registry.available(["numpy", "fake"])
+    assert list(found) == ["numpy"]
+
+
+def test_broken_framework_import_is_unavailable(monkeypatch):
+    fake = registry.Entry("broken", "no_such_module_xyz.mlp", "MLP", ("json",), (), "broken", "test only")
+    monkeypatch.setitem(registry.REGISTRY, "broken", fake)
+    with pytest.raises(UnavailableError, match="'broken' is unavailable: import failed"):
+        registry.load("broken")
+
+
+def test_unknown_implementation():
+    with pytest.raises(UnavailableError, match="unknown implementation 'jax'; choose one of: numpy, torch, keras"):
+        registry.load("jax")
+
+
+def test_every_entry_names_its_framework():
+    for entry in registry.ENTRIES:
+        assert entry.requires and entry.extra and entry.summary
