@@ -6,6 +6,7 @@ import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # read once, at the first `import keras`
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off stderr
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # plain Eigen kernels: no reordered float sums (README)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -1,0 +1,168 @@
+"""Reports of a comparison: a table, report.json, report.md and three plots."""
+from __future__ import annotations
+
+import io
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from . import registry
+from .files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .runner import RunResult
+from .spec import Spec
+from .tolerance import tolerance
+
+PLOTS = {"loss": "loss.png", "param_diff": "param_diff.png", "boundary": "boundary.png"}
+FLOOR = 1e-18  # exact agreement (0) is drawn here on log axes
+
+
+def verdict(r: RunResult, threshold: float) -> str:
+    if r.error:
+        return "unavailable" if "unavailable" in r.error else "error"
+    if r.diverged_at is not None:
+        return f"diverged at step {r.diverged_at + 1}"
+    if r.first_disagreement:
+        return "DISAGREES"
+    return "agrees, converged" if r.converged(threshold) else "agrees, NOT converged"
+
+
+def machine() -> dict:
+    return {"python": platform.python_version(), "platform": platform.platform(), "processor": platform.machine()}
+
+
+def summary(name: str, spec: Spec, results: list[RunResult], threshold: float, wall: float) -> dict:
+    rows = []
+    for r in results:
+        entry = registry.REGISTRY.get(r.name)
+        rows.append({
+            "implementation": r.name, "verdict": verdict(r, threshold), "error": r.error,
+            "final_loss": _num(r.final_loss), "accuracy": _num(r.accuracy), "steps_to_threshold": r.steps_to_threshold,
+            "max_param_diff": _num(r.param_diff), "max_grad_diff": _num(r.grad_diff),
+            "diverged_at_step": None if r.diverged_at is None else r.diverged_at + 1,
+            "first_disagreement": r.first_disagreement,
+            "train_seconds": None if r.history is None else round(r.history.wall_time, 4),
+            "versions": registry.versions(entry) if entry else {},
+        })
+    ok = all(r.error and "unavailable" in r.error or r.converged(threshold) for r in results)
+    return {"name": name, "spec": spec.to_dict(), "threshold": threshold, "tolerance": vars(tolerance(spec.dtype)),
+            "machine": machine(), "wall_seconds": round(wall, 3), "ok": ok, "implementations": rows}
+
+
+def _num(v):
+    return None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
+
+
+def _fmt(v, spec=".3g"):
+    return "—" if v is None else format(v, spec)
+
+
+def table(report: dict) -> str:
+    t = report["threshold"]
+    head = ["implementation", "final loss", "accuracy", f"steps to loss < {t:g}", "max Δparams vs numpy",
+            "max Δgrad vs numpy (rel.)", "verdict", "train s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in report["implementations"]:
+        acc = "—" if r["accuracy"] is None else f"{round(r['accuracy'] * 4)}/4"
+        cells = [r["implementation"], _fmt(r["final_loss"]), acc, _fmt(r["steps_to_threshold"], ","),
+                 _fmt(r["max_param_diff"], ".2g"), _fmt(r["max_grad_diff"], ".2g"), r["verdict"],
+                 _fmt(r["train_seconds"], ".2f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def notes(report: dict) -> list[str]:
+    out = []
+    for r in report["implementations"]:
+        if r["error"]:
+            out.append(f"- {r['implementation']}: {r['error']}")
+        elif r["first_disagreement"]:
+            out.append(f"- {r['implementation']} disagrees with the NumPy reference: {r['first_disagreement']}")
+        elif r["diverged_at_step"]:
+            out.append(f"- {r['implementation']} diverged at step {r['diverged_at_step']} (loss became NaN or infinite)")
+    return out
+
+
+def markdown(report: dict, plots: list[str]) -> str:
+    s, tol = report["spec"], report["tolerance"]
+    lines = [f"# xor-rosetta compare: {report['name']}", "",
+             f"Layers {s['layers']}, activations {s['activations']}, loss {s['loss']}, optimizer "
+             f"{s['optimizer']['name']} (lr {s['optimizer']['lr']:g}), {s['steps']:,} steps, dtype {s['dtype']}, "
+             f"init {s['init']['scheme']} (seed {s['init']['seed']}).", "",
+             table(report), "",
+             f"Each implementation is compared with the NumPy reference in its own conventions, from the same initial "
+             f"weights. Tolerances ({s['dtype']}): params {tol['params']:g}, gradients {tol['gradient']:g} (relative), "
+             f"loss {tol['loss_atol']:g} + {tol['loss_rtol']:g}·|loss|. Converged: loss < {report['threshold']:g} "
+             f"and 4/4 correct.", ""]
+    lines += notes(report) + ([""] if notes(report) else [])
+    lines += [f"![{name}]({file})" for name, file in PLOTS.items() if file in plots]
+    m = report["machine"]
+    lines += ["", f"Python {m['python']} on {m['platform']}; versions: " + ", ".join(
+        sorted({f"{k} {v}" for r in report["implementations"] for k, v in r["versions"].items()})) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def write(out: Path, report: dict, results: list[RunResult]) -> list[str]:
+    """report.json, report.md and the plots (skipped, with a note, when matplotlib is missing)."""
+    plots = []
+    try:
+        plots = write_plots(out, results)
+    except ImportError:
+        report["plots_skipped"] = "matplotlib is not installed: pip install -c constraints.txt -e '.[plots]'"
+    report["plots"] = plots
+    atomic_write_json(out / "report.json", report)
+    atomic_write_text(out / "report.md", markdown(report, plots))
+    return plots
+
+
+def write_plots(out: Path, results: list[RunResult]) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ran = [r for r in results if r.history is not None]
+    if not ran:
+        return []
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in ran:
+        steps = np.arange(1, len(r.history.loss) + 1)
+        ax.plot(steps, np.clip(r.history.loss, FLOOR, None), label=r.name, lw=1.5, alpha=0.8)
+    ax.set(xscale="log", yscale="log", xlabel="step", ylabel="loss (before the step's update)",
+           title="Training loss, every implementation")
+    ax.legend()
+    _save(fig, out / PLOTS["loss"])
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in ran:
+        ks = sorted(r.param_diff_curve)
+        ax.plot(ks, np.clip([r.param_diff_curve[k] for k in ks], FLOOR, None), marker=".", label=r.name)
+    ax.set(xscale="log", yscale="log", xlabel="step", ylabel="max |Δ param| vs NumPy reference",
+           title=f"Distance from the reference (exact agreement drawn at {FLOOR:g})")
+    ax.legend()
+    _save(fig, out / PLOTS["param_diff"])
+
+    from .data import X, Y
+    g = np.linspace(0, 1, 101)
+    grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)  # (101*101, 2)
+    fig, axes = plt.subplots(1, len(ran), figsize=(3.2 * len(ran), 3.2), squeeze=False)
+    for ax, r in zip(axes[0], ran):
+        with np.errstate(all="ignore"):
+            z = r.model.forward(grid).reshape(101, 101)
+        cs = ax.contourf(g, g, np.nan_to_num(z), levels=np.linspace(min(0, np.nanmin(z)), max(1, np.nanmax(z)), 21),
+                         cmap="coolwarm", extend="both")
+        ax.contour(g, g, z, levels=[0.5], colors="k", linewidths=1.5)
+        ax.scatter(X[:, 0], X[:, 1], c=Y[:, 0], cmap="coolwarm", edgecolors="k", s=80, vmin=0, vmax=1, clip_on=False,
+                   zorder=3)
+        ax.set(title=r.name, xlim=(0, 1), ylim=(0, 1), aspect="equal")
+    fig.colorbar(cs, ax=axes[0].tolist(), shrink=0.8, label="output")
+    fig.suptitle("Decision boundary (black: output = 0.5)")
+    _save(fig, out / PLOTS["boundary"])
+    return list(PLOTS.values())
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
