@@ -121,7 +121,10 @@ def cmd_compare(a) -> int:
               f"wrote {out}/report.md, report.json ({report.get('plots_skipped', 'no plots')})")
     bad = [r for r in report["implementations"] if r["verdict"] not in ("agrees, converged", "unavailable")]
     for r in bad:
-        why = r["first_disagreement"] or r["verdict"]
+        why = r["first_disagreement"] or r["error"] or r["verdict"]
+        if r["verdict"] == "agrees, NOT converged":
+            why = (f"did not converge: final loss {r['final_loss']:.3g} (threshold {threshold:g}), "
+                   f"{round(r['accuracy'] * 4)}/4 correct")
         print(f"FAIL: {r['implementation']}: {why}", file=sys.stderr)
     return EXIT_OK if not bad else EXIT_FAIL
 

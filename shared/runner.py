@@ -99,8 +99,8 @@ def _first_disagreement(res: RunResult, tol) -> str | None:
     step = loss_mismatch(res.history.loss, res.reference.loss, tol)
     over = [k for k, d in res.param_diff_curve.items() if not d <= tol.params]
     if step is not None and (not over or step + 1 <= over[0]):
-        return (f"loss at step {step + 1} is {res.history.loss[step]:.6g}, the reference's "
-                f"{res.reference.loss[step]:.6g}")
+        return (f"at step {step + 1}: loss is {res.history.loss[step]:.9g}, the reference's "
+                f"{res.reference.loss[step]:.9g}")
     if over:
-        return f"params after step {over[0]} differ by {res.param_diff_curve[over[0]]:.2g} (tolerance {tol.params:g})"
+        return f"at step {over[0]}: params differ by {res.param_diff_curve[over[0]]:.2g} (tolerance {tol.params:g})"
     return None
