@@ -15,6 +15,8 @@ import tensorflow as tf  # noqa: E402
 from shared.data import stream_rows  # noqa: E402
 from shared.interface import MLP, Conventions, History  # noqa: E402
 
+tf.get_logger().setLevel("ERROR")  # every new model retraces fit's step; that is expected here
+
 if keras.backend.backend() != "tensorflow":
     raise ImportError(f"the keras implementation needs KERAS_BACKEND=tensorflow, not {keras.backend.backend()!r}")
 

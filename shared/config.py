@@ -38,3 +38,22 @@ def choose_spec(preset: str | None, config: str | None, *, dtype=None, steps=Non
     if init is not None:
         changes["init"] = Init("file", path=str(init))
     return name, spec.replace(**changes) if changes else spec
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+
+
+def dump_toml(spec: Spec) -> str:
+    """The spec as an experiment file that load_toml reads back to the same spec."""
+    d = spec.to_dict()
+    lines = [f"{k} = {_toml_value(v)}" for k, v in d.items() if not isinstance(v, dict) and v is not None]
+    for table in ("optimizer", "init"):
+        lines += ["", f"[{table}]"] + [f"{k} = {_toml_value(v)}" for k, v in d[table].items() if v is not None]
+    return "\n".join(lines) + "\n"

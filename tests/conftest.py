@@ -44,3 +44,13 @@ def trained(name: str, preset: str, dtype: str, checkpoints=(1, 10, 100, 1_000, 
         model = load_or_skip(name)(spec, params)
     history = model.train(x, y, checkpoints=[k for k in checkpoints if k <= spec.steps])
     return model, history
+
+
+# Hypothesis: a bounded profile for CI (the default) and a thorough one: pytest --hypothesis-profile=thorough
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("ci", max_examples=50, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("thorough", max_examples=2_000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
