@@ -46,7 +46,14 @@ def get_entry(name: str) -> Entry:
 
 def missing(entry: Entry) -> list[str]:
     """Required modules that are not installed (checked without importing them)."""
-    return [m for m in entry.requires if importlib.util.find_spec(m) is None]
+    return [m for m in entry.requires if not _findable(m)]
+
+
+def _findable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken or blocked package
+        return False
 
 
 def versions(entry: Entry) -> dict[str, str]:

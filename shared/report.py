@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import platform
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +107,9 @@ def write(out: Path, report: dict, results: list[RunResult]) -> list[str]:
     """report.json, report.md and the plots (skipped, with a note, when matplotlib is missing)."""
     plots = []
     try:
-        plots = write_plots(out, results)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")  # a diverged run plots NaN and inf; the table says so already
+            plots = write_plots(out, results)
     except ImportError:
         report["plots_skipped"] = "matplotlib is not installed: pip install -c constraints.txt -e '.[plots]'"
     report["plots"] = plots
@@ -146,15 +149,17 @@ def write_plots(out: Path, results: list[RunResult]) -> list[str]:
     grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)  # (101*101, 2)
     fig, axes = plt.subplots(1, len(ran), figsize=(3.2 * len(ran), 3.2), squeeze=False)
     for ax, r in zip(axes[0], ran):
-        with np.errstate(all="ignore"):
-            z = r.model.forward(grid).reshape(101, 101)
-        cs = ax.contourf(g, g, np.nan_to_num(z), levels=np.linspace(min(0, np.nanmin(z)), max(1, np.nanmax(z)), 21),
-                         cmap="coolwarm", extend="both")
+        z = r.model.forward(grid).reshape(101, 101)
+        ax.set(title=r.name, xlim=(0, 1), ylim=(0, 1), aspect="equal")
+        if not np.all(np.isfinite(z)):
+            ax.text(0.5, 0.5, "diverged", ha="center", va="center")
+            continue
+        ax.contourf(g, g, z, levels=np.linspace(0, 1, 21), cmap="coolwarm", extend="both")
         ax.contour(g, g, z, levels=[0.5], colors="k", linewidths=1.5)
         ax.scatter(X[:, 0], X[:, 1], c=Y[:, 0], cmap="coolwarm", edgecolors="k", s=80, vmin=0, vmax=1, clip_on=False,
                    zorder=3)
-        ax.set(title=r.name, xlim=(0, 1), ylim=(0, 1), aspect="equal")
-    fig.colorbar(cs, ax=axes[0].tolist(), shrink=0.8, label="output")
+    norm = matplotlib.colors.Normalize(0, 1)
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm, "coolwarm"), ax=axes[0].tolist(), shrink=0.8, label="output")
     fig.suptitle("Decision boundary (black: output = 0.5)")
     _save(fig, out / PLOTS["boundary"])
     return list(PLOTS.values())

@@ -60,8 +60,6 @@ def run_one(name: str, spec: Spec, params: Params, threshold: float, checkpoints
 
     `impl_spec` (tests only) gives the implementation another spec than its reference, to prove disagreement shows.
     """
-    from implementations.numpy_mlp import NumpyMLP
-
     res = RunResult(name)
     t0 = time.perf_counter()
     try:
@@ -71,6 +69,16 @@ def run_one(name: str, spec: Spec, params: Params, threshold: float, checkpoints
         return res
     res.import_time = time.perf_counter() - t0
     check_params(params, spec)
+    try:
+        return _run(res, cls, spec, params, threshold, checkpoints, impl_spec)
+    except Exception as e:  # one implementation failing must not stop the others; it is reported and fails the run
+        res.error = f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        return res
+
+
+def _run(res, cls, spec, params, threshold, checkpoints, impl_spec) -> RunResult:
+    from implementations.numpy_mlp import NumpyMLP
+
     x, y = xor_data(spec.dtype)
     tol = tolerance(spec.dtype)
     with np.errstate(all="ignore"):  # a diverging run overflows; that is reported, not warned about

@@ -48,6 +48,8 @@ class Optimizer:
         _number("optimizer.beta1", self.beta1, positive=False, below_one=True)
         _number("optimizer.beta2", self.beta2, positive=False, below_one=True)
         _number("optimizer.epsilon", self.epsilon)
+        for name in ("lr", "momentum", "beta1", "beta2", "epsilon"):
+            object.__setattr__(self, name, float(getattr(self, name)))  # TOML's `lr = 50` is an int
         if self.name == "adam" and self.momentum:
             raise SpecError("optimizer.momentum applies to sgd only; adam uses beta1")
 

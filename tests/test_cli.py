@@ -138,37 +138,6 @@ def test_check_update_is_the_only_writer(tmp_path):
     assert_one_line_error(p, "is corrupt")
 
 
-BAD = {
-    "unknown preset": (["compare", "--preset", "seed-jax"], "unknown preset 'seed-jax'"),
-    "unknown impl": (["compare", "--preset", "seed-numpy", "--impls", "numpy,jax"], "unknown implementation 'jax'"),
-    "unknown impl train": (["train", "--impl", "mxnet", "--preset", "seed-numpy"], "unknown implementation 'mxnet'"),
-    "bad dtype": (["train", "--impl", "numpy", "--preset", "seed-numpy", "--dtype", "float16"], "unknown dtype"),
-    "zero steps": (["train", "--impl", "numpy", "--preset", "seed-numpy", "--steps", "0"], "steps must be > 0"),
-    "no source": (["compare"], "one of the arguments --preset --config is required"),
-    "missing config": (["compare", "--config", "/nonexistent.toml"], "does not exist"),
-    "missing init": (["compare", "--preset", "seed-numpy", "--init", "/nonexistent.npz"], "does not exist"),
-}
-
-
-@pytest.mark.parametrize("args,message", BAD.values(), ids=BAD.keys())
-def test_bad_input_is_one_line(args, message, tmp_path):
-    assert_one_line_error(run(*args, "--out", tmp_path) if args[0] != "compare" or len(args) > 1 else run(*args),
-                          message)
-
-
-def test_toml_errors(tmp_path):
-    (tmp_path / "typo.toml").write_text("stpes = 10\n")
-    assert_one_line_error(run("compare", "--config", tmp_path / "typo.toml", "--out", tmp_path), "unknown key 'stpes'")
-    (tmp_path / "broken.toml").write_text("layers = [2, 5\n")
-    assert_one_line_error(run("compare", "--config", tmp_path / "broken.toml", "--out", tmp_path), "not valid TOML")
-
-
-def test_unwritable_out(tmp_path):
-    (tmp_path / "file").write_text("")
-    assert_one_line_error(run("train", "--impl", "numpy", "--preset", "seed-numpy", "--out", tmp_path / "file" / "x"),
-                          "is not writable")
-
-
 def test_debug_shows_the_traceback():
     p = run("--debug", "compare", "--preset", "seed-jax")
     assert p.returncode != 0 and "Traceback" in p.stderr
