@@ -118,6 +118,21 @@ def bce_saturation() -> Row:
                0.0 if abs(logits.item() - 40.0) < 1e-12 else abs(logits.item() - 40.0))
 
 
+def torch_bce_grad_epsilon() -> Row:
+    import torch
+    from .reference import BCE_GRAD_EPS
+    z = torch.tensor([[-30.4]], dtype=torch.float64, requires_grad=True)  # p = 6e-14: p*(1-p) is below the clamp
+    torch.nn.BCELoss()(torch.sigmoid(z), torch.ones(1, 1, dtype=torch.float64)).backward()
+    p = float(torch.sigmoid(z).detach())
+    exact = -(1 - p) / 1e-12 * (p * (1 - p))  # the documented clamp, max(p*(1-p), 1e-12), in float64
+    modelled = -(1 - p) / BCE_GRAD_EPS * (p * (1 - p))
+    g = float(z.grad)
+    return Row("torch BCE gradient clamp", "torch's BCELoss backward divides by max(p·(1−p), ε) with ε = 1e-12 held as "
+               "a float32 (9.99999996e-13), even in float64. Relative |Δ grad| vs a float64 1e-12, at z = −30.4, y = 1",
+               abs(g - exact) / abs(exact), "model ε as float32(1e-12) in the reference (`BCE_GRAD_EPS`)",
+               abs(g - modelled) / abs(modelled))
+
+
 def keras_clipped_bce() -> Row:
     from implementations.keras_mlp import keras, tf
     z = tf.constant([[20.0]], dtype=tf.float64)
@@ -188,7 +203,7 @@ def tf_float32_tanh() -> Row:
                "float64 (TF's float64 tanh is exact to rounding)", tf64)
 
 
-ROWS = [weight_layout, default_init, adam_epsilon, momentum_form, bce_saturation,
+ROWS = [weight_layout, default_init, adam_epsilon, momentum_form, bce_saturation, torch_bce_grad_epsilon,
         keras_clipped_bce, keras_float32_hyperparameters, float32_drift, tf_float32_tanh]
 
 

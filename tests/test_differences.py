@@ -40,6 +40,11 @@ def test_bce_on_probabilities_saturates():
     assert row.differs_by > 1 and row.with_setting <= F64.loss_atol
 
 
+def test_torch_bce_gradient_clamp_is_float32():
+    row = d.torch_bce_grad_epsilon()
+    assert row.differs_by > 1e-9 and row.with_setting <= F64.gradient
+
+
 def test_keras_clips_bare_probabilities():
     row = d.keras_clipped_bce()
     assert row.differs_by > 1e-8 and row.with_setting <= F64.loss_atol
