@@ -99,7 +99,8 @@ class KerasMLP(MLP):
 
     def train(self, x, y, checkpoints=()):
         spec, want = self.spec, sorted(set(checkpoints))
-        rows = stream_rows(spec.steps, spec.batch)  # every step's batch, end to end: (steps * batch,)
+        b = spec.batch_for(len(x))
+        rows = stream_rows(spec.steps, b, len(x))  # every step's batch, end to end: (steps * batch,)
         xs, ys = self._tensors(x[rows], y[rows])
         with floatx(spec.dtype):
             recorder = StepLoss(self.loss_fn, spec.steps, spec.dtype)
@@ -108,8 +109,8 @@ class KerasMLP(MLP):
         saved, done, start = {}, 0, time.perf_counter()
         for k in want + [spec.steps]:  # fit up to each checkpoint in turn; the optimizer state carries over
             if k > done:
-                n = slice(done * spec.batch, k * spec.batch)
-                self.model.fit(xs[n], ys[n], batch_size=spec.batch, epochs=1, shuffle=False, verbose=0)
+                n = slice(done * b, k * b)
+                self.model.fit(xs[n], ys[n], batch_size=b, epochs=1, shuffle=False, verbose=0)
                 done = k
             if k in want:
                 saved[k] = self.params()

@@ -35,8 +35,9 @@ class NumpyMLP(MLP):
         opt = reference.Optimizer(spec.optimizer, self.conventions, self.arrays)
         losses, saved = np.empty(spec.steps), {}
         start = time.perf_counter()
+        b = spec.batch_for(len(x))
         for step in range(spec.steps):
-            rows = batch_rows(step, spec.batch)
+            rows = slice(None) if b == len(x) else batch_rows(step, b, len(x))
             losses[step], grads = reference.loss_and_gradients(spec, self.conventions, self.arrays, x[rows], y[rows])
             opt.step(self.arrays, grads)
             if step + 1 in want:

@@ -57,11 +57,11 @@ class TorchMLP(MLP):
         spec, want = self.spec, set(checkpoints)
         x, y = self._tensor(x), self._tensor(y)
         losses, saved = torch.empty(spec.steps, dtype=torch.float64), {}
-        full = spec.batch == len(x)
+        b = spec.batch_for(len(x))
         self.model.train()
         start = time.perf_counter()
         for step in range(spec.steps):
-            rows = slice(None) if full else torch.from_numpy(batch_rows(step, spec.batch))
+            rows = slice(None) if b == len(x) else torch.from_numpy(batch_rows(step, b, len(x)))
             self.optimizer.zero_grad()
             loss = self.loss_fn(self.model(x[rows]), y[rows])
             loss.backward()

@@ -11,7 +11,7 @@ def xor_data(dtype: str = "float64") -> tuple[np.ndarray, np.ndarray]:
     return X.astype(dtype), Y.astype(dtype)
 
 
-def batch_rows(step: int, batch: int, n: int = 4) -> np.ndarray:
+def batch_rows(step: int, batch: int, n: int) -> np.ndarray:
     """Rows used by update `step` (0-based): a window of `batch` rows that cycles through the data.
 
     Full batch (batch == n) uses rows 0..n-1 every step. With batch 3 the steps see
@@ -21,6 +21,6 @@ def batch_rows(step: int, batch: int, n: int = 4) -> np.ndarray:
     return (step * batch + np.arange(batch)) % n
 
 
-def stream_rows(steps: int, batch: int, n: int = 4) -> np.ndarray:
+def stream_rows(steps: int, batch: int, n: int) -> np.ndarray:
     """Rows of every step, concatenated: (steps * batch,)."""
     return np.arange(steps * batch) % n

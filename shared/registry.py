@@ -31,8 +31,12 @@ ENTRIES = [
           "hand-written forward pass, backprop and optimizers"),
     Entry("torch", "implementations.torch_mlp", "TorchMLP", ("torch",), ("torch",), "torch",
           "nn.Sequential + torch.optim, zero_grad/backward/step"),
+    Entry("torch-compiled", "implementations.torch_compiled", "TorchCompiledMLP", ("torch",), ("torch",), "torch",
+          "fast: torch.func.grad_and_value and a functional torch.optim update in one torch.compile'd step"),
     Entry("keras", "implementations.keras_mlp", "KerasMLP", ("keras", "tensorflow"), ("keras", "tensorflow-cpu"),
           "keras", "keras.Sequential + compile/fit on the TensorFlow backend"),
+    Entry("keras-xla", "implementations.keras_xla", "KerasXlaMLP", ("keras", "tensorflow"),
+          ("keras", "tensorflow-cpu"), "keras", "fast: the same model, the whole loop in one XLA-compiled tf.function"),
 ]
 REGISTRY: dict[str, Entry] = {e.name: e for e in ENTRIES}
 

@@ -102,10 +102,9 @@ class Spec:
                 raise SpecError(f"batch_size must be at most 4 (the XOR data has 4 rows), got {self.batch_size}")
         _choice("dtype", self.dtype, DTYPES)
 
-    @property
-    def batch(self) -> int:
-        """Rows per step (full batch when batch_size is None)."""
-        return 4 if self.batch_size is None else self.batch_size
+    def batch_for(self, n: int) -> int:
+        """Rows per step when the data has n rows (full batch when batch_size is None)."""
+        return n if self.batch_size is None else self.batch_size
 
     def replace(self, **changes) -> "Spec":
         return dataclasses.replace(self, **changes)

@@ -11,7 +11,7 @@ from unittest.mock import patch
 
 import numpy as np
 import pytest
-from hypothesis import assume, event, given, strategies as st
+from hypothesis import assume, event, given, settings, strategies as st
 
 from conftest import load_or_skip
 from implementations.numpy_mlp import NumpyMLP
@@ -77,9 +77,26 @@ def replay_files(spec, params) -> str:
             f"--init {folder / 'init.npz'}")
 
 
-@pytest.mark.parametrize("name", list(registry.REGISTRY))
+FAST = {"torch-compiled", "keras-xla"}  # each new spec costs them a compile (~1-3 s): a tenth of the examples
+
+
+@pytest.mark.parametrize("name", [n for n in registry.REGISTRY if n not in FAST])
 @given(case=specs_and_weights())
 def test_random_specs_match_reference(name, case):
+    check_against_reference(name, case)
+
+
+@pytest.mark.parametrize("name", sorted(FAST))
+@given(case=specs_and_weights())
+def test_random_specs_match_reference_fast_variants(name, case):
+    check_against_reference(name, case)
+
+
+test_random_specs_match_reference_fast_variants = settings(
+    max_examples=max(5, settings.default.max_examples // 10))(test_random_specs_match_reference_fast_variants)
+
+
+def check_against_reference(name, case):
     cls = load_or_skip(name)
     spec, params = case
     x, y = xor_data()

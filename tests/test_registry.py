@@ -39,7 +39,7 @@ def test_broken_framework_import_is_unavailable(monkeypatch):
 
 
 def test_unknown_implementation():
-    with pytest.raises(UnavailableError, match="unknown implementation 'jax'; choose one of: numpy, torch, keras"):
+    with pytest.raises(UnavailableError, match="unknown implementation 'jax'; choose one of: numpy, torch, torch-compiled, keras, keras-xla"):
         registry.load("jax")
 
 

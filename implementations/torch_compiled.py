@@ -1,0 +1,71 @@
+"""Fast PyTorch variant: a pure loss function of the parameters, torch.func.grad_and_value, and the update of
+torch.optim's SGD/Adam written functionally, all in one torch.compile'd step (the flax/JAX idiom, in torch)."""
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+
+from implementations.torch_mlp import TorchMLP
+from shared.data import batch_rows
+from shared.interface import History
+
+torch._dynamo.config.recompile_limit = 512  # one graph per spec shape (depth, activations, optimizer, dtype, batch)
+
+ACT = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu, "linear": lambda z: z}
+
+
+def loss_fn(params, x, y, acts, loss):  # params: [W0 (out, in), b0, W1, b1, ...], torch's layout
+    for i, act in enumerate(acts):
+        x = ACT[act](F.linear(x, params[2 * i], params[2 * i + 1]))  # (batch, layers[i+1])
+    return F.mse_loss(x, y) if loss == "mse" else F.binary_cross_entropy(x, y)
+
+
+@torch.compile(fullgraph=True)
+def step(params, m, v, t, x, y, acts, loss, opt):
+    """One update, as torch.optim does it (single-tensor path); returns (params, m, v, loss)."""
+    grads, value = torch.func.grad_and_value(loss_fn)(params, x, y, acts, loss)
+    name, lr, mu, b1, b2, eps = opt
+    if name == "adam":
+        m = [mi.lerp(g, 1 - b1) for mi, g in zip(m, grads)]  # exp_avg.lerp_(grad, 1 - beta1)
+        v = [vi * b2 + (1 - b2) * g * g for vi, g in zip(v, grads)]  # exp_avg_sq.mul_(b2).addcmul_(g, g, 1 - b2)
+        step_size = lr / (1 - b1 ** t)  # t: float64 scalar tensor, as torch.optim's Python float
+        bc2_sqrt = (1 - b2 ** t).sqrt()
+        params = [p - (step_size * (mi / (vi.sqrt() / bc2_sqrt + eps))).to(p.dtype) for p, mi, vi in zip(params, m, v)]
+    elif mu:
+        m = [mi * mu + g for mi, g in zip(m, grads)]  # buf.mul_(momentum).add_(grad); the first step's buf is grad
+        params = [p - lr * mi for p, mi in zip(params, m)]
+    else:
+        params = [p - lr * g for p, g in zip(params, grads)]
+    return params, m, v, value
+
+
+class TorchCompiledMLP(TorchMLP):
+    name = "torch-compiled"
+
+    def train(self, x, y, checkpoints=()):
+        spec, want, o = self.spec, set(checkpoints), self.spec.optimizer
+        x, y = self._tensor(x), self._tensor(y)
+        params = [p.detach().clone() for lin in self.linears for p in (lin.weight, lin.bias)]
+        m = [torch.zeros_like(p) for p in params]
+        v = [torch.zeros_like(p) for p in params]
+        opt = (o.name, o.lr, o.momentum, o.beta1, o.beta2, o.epsilon)
+        losses, saved = torch.empty(spec.steps, dtype=torch.float64), {}
+        b = spec.batch_for(len(x))
+        start = time.perf_counter()
+        for k in range(spec.steps):
+            rows = slice(None) if b == len(x) else torch.from_numpy(batch_rows(k, b, len(x)))
+            t = torch.tensor(k + 1, dtype=torch.float64)
+            params, m, v, losses[k] = step(params, m, v, t, x[rows], y[rows], spec.activations, spec.loss, opt)
+            if k + 1 in want:
+                self._load(params)
+                saved[k + 1] = self.params()
+        self._load(params)
+        return History(losses.numpy(), saved, time.perf_counter() - start)
+
+    def _load(self, params):
+        with torch.no_grad():
+            for lin, W, b in zip(self.linears, params[::2], params[1::2]):
+                lin.weight.copy_(W)
+                lin.bias.copy_(b)
