@@ -102,10 +102,7 @@ class KerasMLP(MLP):
         b = spec.batch_for(len(x))
         rows = stream_rows(spec.steps, b, len(x))  # every step's batch, end to end: (steps * batch,)
         xs, ys = self._tensors(x[rows], y[rows])
-        with floatx(spec.dtype):
-            recorder = StepLoss(self.loss_fn, spec.steps, spec.dtype)
-            self.model.compile(optimizer=self.optimizer, loss=self.loss_fn, metrics=[recorder],
-                               steps_per_execution=min(spec.steps, MAX_STEPS_PER_EXECUTION))
+        recorder = self._compile(spec.steps)
         saved, done, start = {}, 0, time.perf_counter()
         for k in want + [spec.steps]:  # fit up to each checkpoint in turn; the optimizer state carries over
             if k > done:
@@ -114,7 +111,18 @@ class KerasMLP(MLP):
                 done = k
             if k in want:
                 saved[k] = self.params()
-        return History(recorder.values.numpy().astype(np.float64), saved, time.perf_counter() - start)
+        return History(recorder.values.numpy()[:spec.steps].astype(np.float64), saved, time.perf_counter() - start)
+
+    def _compile(self, steps) -> StepLoss:
+        """compile() once for up to `steps` steps; a later, shorter train() reuses the traced step."""
+        recorder = getattr(self, "_recorder", None)
+        if recorder is None or recorder.values.shape[0] < steps:
+            with floatx(self.spec.dtype):
+                recorder = self._recorder = StepLoss(self.loss_fn, steps, self.spec.dtype)
+                self.model.compile(optimizer=self.optimizer, loss=self.loss_fn, metrics=[recorder],
+                                   steps_per_execution=min(steps, MAX_STEPS_PER_EXECUTION))
+        recorder.count.assign(0)
+        return recorder
 
     def params(self):
         return [tuple(w.astype(np.float64) for w in layer.get_weights()) for layer in self.model.layers]

@@ -22,7 +22,9 @@ class KerasXlaMLP(KerasMLP):
         with floatx(spec.dtype):
             self.optimizer.build(self.model.trainable_variables)
         losses = tf.Variable(tf.zeros(spec.steps, dtype=spec.dtype))  # (steps,)
-        loop = tf.function(self._loop, jit_compile=True)  # one XLA program, run once per checkpoint segment
+        if not hasattr(self, "_xla_loop"):  # one XLA program per instance, run once per checkpoint segment
+            self._xla_loop = tf.function(self._loop, jit_compile=True)
+        loop = self._xla_loop
         saved, done, start = {}, 0, time.perf_counter()
         for k in want + [spec.steps]:
             if k > done:
@@ -34,8 +36,10 @@ class KerasXlaMLP(KerasMLP):
 
     def _loop(self, xs, ys, losses, begin, end):
         variables = self.model.trainable_variables
-        for i in tf.range(begin, end):
+        i = begin
+        while i < end:  # a while loop, not tf.range: XLA would compile once per (begin, end) value
             with tf.GradientTape() as tape:
                 loss = self.loss_fn(ys[i], self.model(xs[i], training=True))
             self.optimizer.apply(tape.gradient(loss, variables), variables)
             losses.scatter_nd_update([[i]], [loss])
+            i += 1

@@ -104,11 +104,11 @@ def cmd_compare(a) -> int:
     params = init_params(spec)  # one set of initial weights for everyone
     ks = checkpoints_for(spec.steps)
     perturbed = _perturbation(a.test_perturb, spec)
-    start, results = time.perf_counter(), []
+    start, results, references = time.perf_counter(), [], {}
     with Progress(len(names), enabled=not a.quiet) as bar:
         for i, n in enumerate(names):
             bar.update(f"training {n}", i)
-            results.append(run_one(n, spec, params, threshold, ks, impl_spec=perturbed.get(n)))
+            results.append(run_one(n, spec, params, threshold, ks, impl_spec=perturbed.get(n), references=references))
     report = summary(name, spec, results, threshold, time.perf_counter() - start)
     write(out, report, results)
     if a.json:
@@ -205,6 +205,21 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def cmd_bench(a) -> int:
+    from . import bench
+    from .progress import Progress
+
+    out = _writable_dir(a.out or "results")
+    with Progress(7, enabled=not a.quiet) as bar:
+        steps = iter(range(1, 8))
+        report = bench.run(a.quick, out, progress=lambda label: bar.update(label, next(steps, 7)))
+    if a.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print((out / "benchmarks.md").read_text())
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     p = Parser(prog="xor-rosetta", description="The XOR MLP in NumPy, PyTorch and Keras, "
                                 "side by side: train, compare against the NumPy reference, check golden values.")
@@ -239,6 +254,13 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--test-perturb", help=argparse.SUPPRESS)  # tests: NAME:lr=VALUE
     common(sp)
     sp.set_defaults(func=cmd_compare)
+
+    sp = sub.add_parser("bench", parents=[debug], help="speed of every variant; writes benchmarks.md/.json and a plot")
+    sp.add_argument("--quick", action="store_true", help="a run of under a minute (fewer rounds, smaller sweep)")
+    sp.add_argument("--out", metavar="DIR", help="output folder (default: results)")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.add_argument("--json", action="store_true", help="machine-readable results on stdout")
+    sp.set_defaults(func=cmd_bench)
 
     sp = sub.add_parser("check", parents=[debug], help="re-run the golden cases and compare with results/golden/")
     sp.add_argument("--update", action="store_true", help="rewrite the golden files (the only command that does)")

@@ -17,7 +17,7 @@ from .tolerance import tolerance
 DEFAULT_THRESHOLD = {"mse": 1e-6, "bce": 0.05}  # loss under which a run counts as converged
 
 
-def checkpoints_for(steps: int, n: int = 30) -> list[int]:
+def checkpoints_for(steps: int, n: int = 16) -> list[int]:
     """About n log-spaced steps from 1 to `steps`, always including 1, 10, 100, ... and `steps`."""
     ks = set(np.unique(np.geomspace(1, steps, n).round().astype(int)).tolist())
     ks |= {10 ** i for i in range(8) if 10 ** i <= steps} | {steps}
@@ -55,10 +55,11 @@ def first_nonfinite(loss: np.ndarray) -> int | None:
 
 
 def run_one(name: str, spec: Spec, params: Params, threshold: float, checkpoints: list[int],
-            impl_spec: Spec | None = None) -> RunResult:
+            impl_spec: Spec | None = None, references: dict | None = None) -> RunResult:
     """Train `name` and its reference from `params`, then measure how far apart they are.
 
     `impl_spec` (tests only) gives the implementation another spec than its reference, to prove disagreement shows.
+    `references` caches reference runs by conventions across calls with the same spec, params and checkpoints.
     """
     res = RunResult(name)
     t0 = time.perf_counter()
@@ -70,13 +71,13 @@ def run_one(name: str, spec: Spec, params: Params, threshold: float, checkpoints
     res.import_time = time.perf_counter() - t0
     check_params(params, spec)
     try:
-        return _run(res, cls, spec, params, threshold, checkpoints, impl_spec)
+        return _run(res, cls, spec, params, threshold, checkpoints, impl_spec, {} if references is None else references)
     except Exception as e:  # one implementation failing must not stop the others; it is reported and fails the run
         res.error = f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         return res
 
 
-def _run(res, cls, spec, params, threshold, checkpoints, impl_spec) -> RunResult:
+def _run(res, cls, spec, params, threshold, checkpoints, impl_spec, references) -> RunResult:
     from implementations.numpy_mlp import NumpyMLP
 
     x, y = xor_data(spec.dtype)
@@ -86,7 +87,9 @@ def _run(res, cls, spec, params, threshold, checkpoints, impl_spec) -> RunResult
         ref = NumpyMLP(spec, params, conventions=cls.conventions)
         res.grad_diff = max_rel_diff(model.gradients(x, y), ref.gradients(x, y))
         res.history = model.train(x, y, checkpoints)
-        res.reference = ref.train(x, y, checkpoints)
+        if cls.conventions not in references:
+            references[cls.conventions] = NumpyMLP(spec, params, conventions=cls.conventions).train(x, y, checkpoints)
+        res.reference = references[cls.conventions]
         res.diverged_at = first_nonfinite(res.history.loss)
         res.final_loss = model.loss(x, y)
         res.accuracy = accuracy(model.forward(x), y)
