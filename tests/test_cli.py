@@ -33,7 +33,7 @@ def assert_one_line_error(p, *needles):
         assert n in lines[0]
 
 
-@pytest.mark.parametrize("cmd", [[], ["list"], ["train"], ["compare"], ["check"]])
+@pytest.mark.parametrize("cmd", [[], ["list"], ["train"], ["compare"], ["check"], ["bench"]])
 def test_help_everywhere(cmd):
     p = run(*cmd, "--help")
     assert p.returncode == 0 and "usage: xor-rosetta" in p.stdout

@@ -1,0 +1,46 @@
+"""The benchmark's pieces (the full `xor-rosetta bench` is not run here: speed is measured there, not in tests)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from implementations.numpy_mlp import NumpyMLP
+from shared import bench
+from shared.data import xor_data
+from shared.presets import get_preset
+from shared.spec import Spec
+
+
+def test_flops_per_step_counts_the_matmuls():
+    assert bench.flops_per_step(get_preset("seed-numpy"), 4) == 6 * 4 * (2 * 5 + 5 * 1)
+    assert bench.flops_per_step(Spec(layers=(2, 3, 4, 1), activations=("tanh",) * 3), 10) == 6 * 10 * (6 + 12 + 4)
+
+
+def test_steady_state_is_positive_per_round():
+    out = bench.steady({"numpy": NumpyMLP}, get_preset("seed-numpy"), *xor_data(), n1=20, n2=200, rounds=3)
+    assert len(out["numpy"]) == 3 and all(v > 0 and math.isfinite(v) for v in out["numpy"])
+
+
+def test_report_renders_every_case(tmp_path):
+    variant = {"import_s": 1.0, "first_call_s": 0.5, "steps_to_converge": 422, "converge_s": 0.1, "full_run_s": None,
+               "peak_rss_mb": 300.0, "us_per_step_median": 80.0, "us_per_step_min": 70.0, "us_per_step_max": 90.0,
+               "rounds": [70.0, 80.0, 90.0], "ratio_to_numpy": 3.0, "anchor_us": [52, 60], "within_2x_anchor": True,
+               "target_us": 80, "meets_target": True}
+    report = {"quick": True, "environment": bench.environment(), "steady_state": {"n1": 1, "n2": 2, "rounds": 3},
+              "peak_matmul_gflops": 200.0, "variants": {"torch-compiled": variant, "keras": {"error": "boom"}},
+              "skipped": {"jax": "not installed"}, "compare_seed_numpy_wall_s": 12.5,
+              "sweep": [{"variant": "torch-compiled", "width": 5, "batch": 4, "flops": 360.0, "us_per_step": None,
+                         "gflops": None, "fraction_of_peak": None},
+                        {"variant": "torch-compiled", "width": 64, "batch": 4, "flops": 4608.0, "us_per_step": 90.0,
+                         "gflops": 0.05, "fraction_of_peak": 0.00025}]}
+    bench.write(tmp_path, report)
+    md = (tmp_path / "benchmarks.md").read_text()
+    assert "| torch-compiled | 1.00 | 0.50 | 80.0 [70.0–90.0] | 3.00 | 52–60 | yes | ≤ 80: met | 422, 0.10 | — | 300 |" in md
+    assert "| keras | probe failed: boom |" in md and "| jax | unavailable: not installed |" in md
+    assert "| 5 | 4 | 3.6e+02 | noise |" in md and "**12.5 s** (target ≤ 15 s)" in md
+    assert (tmp_path / "benchmarks.json").stat().st_size > 0
+
+
+def test_peak_matmul_rate_is_measured():
+    assert bench.peak_matmul_gflops(n=256, repeats=2) > 0.1
