@@ -68,22 +68,27 @@ def default_init() -> Row:
                float(np.max(np.abs(injected[0] - injected[1]))))
 
 
-def adam_epsilon() -> Row:
+def _gap_to_own_convention(spec) -> float:
+    """Largest final-params distance of torch and keras from the reference in their own conventions."""
     from implementations.keras_mlp import KerasMLP
     from implementations.torch_mlp import TorchMLP
-    spec = get_preset("seed-keras")
-    _, h_torch = _reference(spec, Conventions(adam="torch", bce="logits"), [spec.steps])
-    _, h_keras = _reference(spec, Conventions(adam="keras", bce="logits"), [spec.steps])
-    x, y = xor_data()
-    left = 0.0
+    x, y = xor_data(spec.dtype)
+    gaps = []
     for cls in (TorchMLP, KerasMLP):
         m = cls(spec, init_params(spec))
         m.train(x, y)
-        left = max(left, max_abs_diff(m.params(), _reference(spec, cls.conventions, [spec.steps])[1].checkpoints[spec.steps]))
+        gaps.append(max_abs_diff(m.params(), _reference(spec, cls.conventions, [spec.steps])[1].checkpoints[spec.steps]))
+    return max(gaps)
+
+
+def adam_epsilon() -> Row:
+    spec = get_preset("seed-keras")
+    _, h_torch = _reference(spec, Conventions(adam="torch", bce="logits"), [spec.steps])
+    _, h_keras = _reference(spec, Conventions(adam="keras", bce="logits"), [spec.steps])
     return Row("Adam epsilon", "PyTorch adds ε to √v̂; Keras adds it to √v and folds the bias correction into the step "
                "(an \"ε-hat\" = ε·√(1-β2ᵗ)). Max |Δ params| after seed-keras' 1,000 steps, same ε = 1e-7",
                max_abs_diff(h_torch.checkpoints[spec.steps], h_keras.checkpoints[spec.steps]),
-               "reference in each framework's own form (`Conventions.adam`)", left)
+               "reference in each framework's own form (`Conventions.adam`)", _gap_to_own_convention(spec))
 
 
 def momentum_form(dtype: str = "float64") -> Row:
@@ -91,19 +96,11 @@ def momentum_form(dtype: str = "float64") -> Row:
     spec = get_preset("seed-numpy").replace(optimizer=Optimizer("sgd", lr=0.05, momentum=0.9), steps=2_000, dtype=dtype)
     _, a = _reference(spec, Conventions(momentum="torch"), [spec.steps])
     _, b = _reference(spec, Conventions(momentum="keras"), [spec.steps])
-    from implementations.keras_mlp import KerasMLP
-    from implementations.torch_mlp import TorchMLP
-    x, y = xor_data(dtype)
-    left = 0.0
-    for cls in (TorchMLP, KerasMLP):
-        m = cls(spec, init_params(spec))
-        m.train(x, y)
-        left = max(left, max_abs_diff(m.params(), _reference(spec, cls.conventions, [spec.steps])[1].checkpoints[spec.steps]))
     return Row("SGD momentum", "PyTorch: v = μv + g, w -= lr·v; Keras: v = μv − lr·g, w += v. Equal in exact "
                "arithmetic, they differ by rounding only (in float32, below the frameworks' other rounding): "
                f"max |Δ params|, 2,000 steps of seed-numpy with μ = 0.9, {dtype}",
                max_abs_diff(a.checkpoints[spec.steps], b.checkpoints[spec.steps]),
-               "reference in each framework's own form (`Conventions.momentum`)", left)
+               "reference in each framework's own form (`Conventions.momentum`)", _gap_to_own_convention(spec))
 
 
 def bce_saturation() -> Row:
@@ -147,14 +144,14 @@ def keras_clipped_bce() -> Row:
 
 
 def keras_float32_hyperparameters() -> Row:
-    from implementations.keras_mlp import KerasMLP, keras
+    from implementations.keras_mlp import KerasMLP, floatx, keras
     spec = get_preset("seed-keras").replace(steps=1)
     x, y = xor_data()
     ref = _reference(spec, KerasMLP.conventions, [1])[1].checkpoints[1]
     fixed = KerasMLP(spec, init_params(spec))
     fixed.train(x, y)
     naive = KerasMLP(spec, init_params(spec))
-    with _Floatx("float64"):
+    with floatx("float64"):
         naive.optimizer = keras.optimizers.Adam(1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7)  # Python floats
     naive.train(x, y)
     return Row("Keras hyperparameters in float64", "`ops.cast(0.999, 'float64')` goes through a float32 tensor, so "
@@ -162,20 +159,6 @@ def keras_float32_hyperparameters() -> Row:
                "one Adam step of seed-keras", max_abs_diff(naive.params(), ref),
                "pass `np.float64(beta)`; also build layers with an explicit dtype and the optimizer under floatx "
                "float64 (its learning-rate variable is created at floatx)", max_abs_diff(fixed.params(), ref))
-
-
-class _Floatx:
-    def __init__(self, dtype):
-        self.dtype = dtype
-
-    def __enter__(self):
-        import keras
-        self.old = keras.config.floatx()
-        keras.config.set_floatx(self.dtype)
-
-    def __exit__(self, *exc):
-        import keras
-        keras.config.set_floatx(self.old)
 
 
 def float32_drift() -> Row:
