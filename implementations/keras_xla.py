@@ -34,6 +34,10 @@ class KerasXlaMLP(KerasMLP):
                 saved[k] = self.params()
         return History(losses.numpy().astype(np.float64), saved, time.perf_counter() - start)
 
+    @tf.function(jit_compile=True)  # gradients through XLA too
+    def _loss_and_grads(self, x, y):
+        return KerasMLP._loss_and_grads.python_function(self, x, y)
+
     def _loop(self, xs, ys, losses, begin, end):
         variables = self.model.trainable_variables
         i = begin

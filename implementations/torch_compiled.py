@@ -64,6 +64,11 @@ class TorchCompiledMLP(TorchMLP):
         self._load(params)
         return History(losses.numpy(), saved, time.perf_counter() - start)
 
+    def gradients(self, x, y):  # the same pure loss function the compiled step differentiates
+        params = [p.detach() for lin in self.linears for p in (lin.weight, lin.bias)]
+        g = torch.func.grad(loss_fn)(params, self._tensor(x), self._tensor(y), self.spec.activations, self.spec.loss)
+        return [(W.T.double().numpy(), b.double().numpy()) for W, b in zip(g[::2], g[1::2])]
+
     def _load(self, params):
         with torch.no_grad():
             for lin, W, b in zip(self.linears, params[::2], params[1::2]):
