@@ -22,7 +22,7 @@ def loss_fn(params, x, y, acts, loss):  # params: [W0 (out, in), b0, W1, b1, ...
     return F.mse_loss(x, y) if loss == "mse" else F.binary_cross_entropy(x, y)
 
 
-@torch.compile(fullgraph=True)
+@torch.compile(fullgraph=True, dynamic=False)  # static shapes: automatic dynamic shapes gave wrong Adam steps (README)
 def step(params, m, v, t, x, y, acts, loss, opt):
     """One update, as torch.optim does it (single-tensor path); returns (params, m, v, loss)."""
     grads, value = torch.func.grad_and_value(loss_fn)(params, x, y, acts, loss)
@@ -51,18 +51,19 @@ class TorchCompiledMLP(TorchMLP):
         m = [torch.zeros_like(p) for p in params]
         v = [torch.zeros_like(p) for p in params]
         opt = (o.name, o.lr, o.momentum, o.beta1, o.beta2, o.epsilon)
-        losses, saved = torch.empty(spec.steps, dtype=torch.float64), {}
+        losses, saved = [], {}  # 0-d tensors, stacked at the end: no host sync per step
+        ts = torch.arange(1, spec.steps + 1, dtype=torch.float64).unbind()  # Adam's step count, as tensors
         b = spec.batch_for(len(x))
         start = time.perf_counter()
         for k in range(spec.steps):
             rows = slice(None) if b == len(x) else torch.from_numpy(batch_rows(k, b, len(x)))
-            t = torch.tensor(k + 1, dtype=torch.float64)
-            params, m, v, losses[k] = step(params, m, v, t, x[rows], y[rows], spec.activations, spec.loss, opt)
+            params, m, v, loss = step(params, m, v, ts[k], x[rows], y[rows], spec.activations, spec.loss, opt)
+            losses.append(loss)
             if k + 1 in want:
                 self._load(params)
                 saved[k + 1] = self.params()
         self._load(params)
-        return History(losses.numpy(), saved, time.perf_counter() - start)
+        return History(torch.stack(losses).double().numpy(), saved, time.perf_counter() - start)
 
     def gradients(self, x, y):  # the same pure loss function the compiled step differentiates
         params = [p.detach() for lin in self.linears for p in (lin.weight, lin.bias)]
