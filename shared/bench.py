@@ -200,7 +200,7 @@ def markdown(r: dict, plot: str | None) -> str:
              f"{env['cpus']} CPUs, Python {env['python']}; " + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
              + f". Threads: {', '.join(f'{k}={v}' for k, v in env['threads'].items() if v is not None) or 'defaults'}. "
              "The machine is shared and noisy: read ratios, not digits.", "",
-             f"## seed-numpy, per variant", "",
+             "## seed-numpy, per variant", "",
              f"Steady state: marginal cost of a step between {r['steady_state']['n1']:,}- and "
              f"{r['steady_state']['n2']:,}-step runs, {r['steady_state']['rounds']} interleaved rounds: median "
              "[min–max]. Import, first call (10 steps, compiles included), time to convergence (loss < 1e-6, fresh "

@@ -1,7 +1,6 @@
 """Run implementations on a spec from shared initial weights, and measure them against the NumPy reference."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,7 +38,6 @@ class RunResult:
     param_diff_curve: dict[int, float] = field(default_factory=dict)  # checkpoint -> max |Δ params|
     grad_diff: float = float("nan")  # max |Δ grad| / max |grad| at the initial weights
     first_disagreement: str | None = None  # where the run first left the tolerance, in words
-    import_time: float = 0.0
 
     @property
     def agrees(self) -> bool:
@@ -62,13 +60,11 @@ def run_one(name: str, spec: Spec, params: Params, threshold: float, checkpoints
     `references` caches reference runs by conventions across calls with the same spec, params and checkpoints.
     """
     res = RunResult(name)
-    t0 = time.perf_counter()
     try:
         cls = registry.load(name)
     except registry.UnavailableError as e:
         res.error = str(e)
         return res
-    res.import_time = time.perf_counter() - t0
     check_params(params, spec)
     try:
         return _run(res, cls, spec, params, threshold, checkpoints, impl_spec, {} if references is None else references)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
 from implementations.numpy_mlp import NumpyMLP
 from shared import bench

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import DTYPES, IMPLS, load_or_skip, trained
+from conftest import DTYPES, IMPLS, trained
 from implementations.numpy_mlp import NumpyMLP
 from shared.compare import accuracy, loss_mismatch, max_abs_diff, max_rel_diff
 from shared.data import xor_data
