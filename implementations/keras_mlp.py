@@ -45,6 +45,18 @@ class StepLoss(keras.metrics.Metric):
         return self.values[self.count - 1]  # the latest step's loss, shown in fit()'s logs
 
 
+class LossHistory(keras.callbacks.Callback):
+    """Collects every step's loss as fit() runs, reading what StepLoss recorded after each execution."""
+
+    def __init__(self, recorder: StepLoss):
+        super().__init__()
+        self.recorder, self.losses = recorder, []
+
+    def on_train_batch_end(self, batch, logs=None):
+        done = int(self.recorder.count.numpy())  # steps run so far; one host sync per execution, not per step
+        self.losses.extend(self.recorder.values[len(self.losses):done].numpy())
+
+
 class floatx:
     """floatx = the spec's dtype while building: Keras creates the learning rate and compile()'s loss at floatx."""
 
@@ -102,16 +114,16 @@ class KerasMLP(MLP):
         b = spec.batch_for(len(x))
         rows = stream_rows(spec.steps, b, len(x))  # every step's batch, end to end: (steps * batch,)
         xs, ys = self._tensors(x[rows], y[rows])
-        recorder = self._compile(spec.steps)
+        history = LossHistory(self._compile(spec.steps))
         saved, done, start = {}, 0, time.perf_counter()
         for k in want + [spec.steps]:  # fit up to each checkpoint in turn; the optimizer state carries over
             if k > done:
                 n = slice(done * b, k * b)
-                self.model.fit(xs[n], ys[n], batch_size=b, epochs=1, shuffle=False, verbose=0)
+                self.model.fit(xs[n], ys[n], batch_size=b, epochs=1, shuffle=False, verbose=0, callbacks=[history])
                 done = k
             if k in want:
                 saved[k] = self.params()
-        return History(recorder.values.numpy()[:spec.steps].astype(np.float64), saved, time.perf_counter() - start)
+        return History(np.array(history.losses, dtype=np.float64), saved, time.perf_counter() - start)
 
     def _compile(self, steps) -> StepLoss:
         """compile() once for up to `steps` steps; a later, shorter train() reuses the traced step."""
