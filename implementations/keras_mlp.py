@@ -110,20 +110,27 @@ class KerasMLP(MLP):
         return loss, tape.gradient(loss, self.model.trainable_variables)
 
     def train(self, x, y, checkpoints=()):
-        spec, want = self.spec, sorted(set(checkpoints))
+        spec, want = self.spec, set(checkpoints)
         b = spec.batch_for(len(x))
         rows = stream_rows(spec.steps, b, len(x))  # every step's batch, end to end: (steps * batch,)
         xs, ys = self._tensors(x[rows], y[rows])
         history = LossHistory(self._compile(spec.steps))
-        saved, done, start = {}, 0, time.perf_counter()
-        for k in want + [spec.steps]:  # fit up to each checkpoint in turn; the optimizer state carries over
-            if k > done:
-                n = slice(done * b, k * b)
-                self.model.fit(xs[n], ys[n], batch_size=b, epochs=1, shuffle=False, verbose=0, callbacks=[history])
-                done = k
-            if k in want:
-                saved[k] = self.params()
+        start = time.perf_counter()
+        saved = self._in_segments(want, lambda a, k: self.model.fit(
+            xs[a * b:k * b], ys[a * b:k * b], batch_size=b, epochs=1, shuffle=False, verbose=0, callbacks=[history]))
         return History(np.array(history.losses, dtype=np.float64), saved, time.perf_counter() - start)
+
+    def _in_segments(self, checkpoints, run) -> dict:
+        """run(a, k) trains steps a..k-1, up to each checkpoint in turn (optimizer state carries over);
+        returns the params at each checkpoint."""
+        saved, done = {}, 0
+        for k in sorted(set(checkpoints)) + [self.spec.steps]:
+            if k > done:
+                run(done, k)
+                done = k
+            if k in checkpoints:
+                saved[k] = self.params()
+        return saved
 
     def _compile(self, steps) -> StepLoss:
         """compile() once for up to `steps` steps; a later, shorter train() reuses the traced step."""

@@ -15,7 +15,7 @@ class KerasXlaMLP(KerasMLP):
     name = "keras-xla"
 
     def train(self, x, y, checkpoints=()):
-        spec, want = self.spec, sorted(set(checkpoints))
+        spec = self.spec
         b = spec.batch_for(len(x))
         rows = stream_rows(spec.steps, b, len(x)).reshape(spec.steps, b)  # (steps, batch)
         xs, ys = (tf.constant(a[rows], dtype=spec.dtype) for a in (x, y))  # (steps, batch, 2), (steps, batch, 1)
@@ -24,14 +24,9 @@ class KerasXlaMLP(KerasMLP):
         losses = tf.Variable(tf.zeros(spec.steps, dtype=spec.dtype))  # (steps,)
         if not hasattr(self, "_xla_loop"):  # one XLA program per instance, run once per checkpoint segment
             self._xla_loop = tf.function(self._loop, jit_compile=True)
-        loop = self._xla_loop
-        saved, done, start = {}, 0, time.perf_counter()
-        for k in want + [spec.steps]:
-            if k > done:
-                loop(xs, ys, losses, tf.constant(done), tf.constant(k))
-                done = k
-            if k in want:
-                saved[k] = self.params()
+        start = time.perf_counter()
+        run = lambda a, k: self._xla_loop(xs, ys, losses, tf.constant(a), tf.constant(k))  # noqa: E731
+        saved = self._in_segments(set(checkpoints), run)
         return History(losses.numpy().astype(np.float64), saved, time.perf_counter() - start)
 
     @tf.function(jit_compile=True)  # gradients through XLA too
