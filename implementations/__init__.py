@@ -1,1 +1,2 @@
-"""One module per framework, each a readable MLP; see shared.registry for how they are found."""
+"""One module per framework, each a readable MLP that imports only the core (`xor_rosetta`);
+`xor_rosetta.registry` finds them by name."""

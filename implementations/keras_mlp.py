@@ -12,8 +12,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from shared.data import stream_rows  # noqa: E402
-from shared.interface import MLP, Conventions, History  # noqa: E402
+from xor_rosetta.data import stream_rows  # noqa: E402
+from xor_rosetta.interface import MLP, Conventions, History  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")  # every new model retraces fit's step; that is expected here
 
@@ -109,24 +109,26 @@ class KerasMLP(MLP):
             loss = self.loss_fn(y, self.model(x, training=True))
         return loss, tape.gradient(loss, self.model.trainable_variables)
 
-    def train(self, x, y, checkpoints=()):
+    def train(self, x, y, steps=None, checkpoints=()):
         spec, want = self.spec, set(checkpoints)
+        steps = spec.steps if steps is None else steps
         b = spec.batch_for(len(x))
-        rows = stream_rows(spec.steps, b, len(x))  # every step's batch, end to end: (steps * batch,)
+        rows = stream_rows(self.steps_done, steps, b, len(x))  # every step's batch, end to end: (steps * batch,)
         xs, ys = self._tensors(x[rows], y[rows])
-        history = LossHistory(self._compile(spec.steps))
+        history = LossHistory(self._compile(steps))
         start = time.perf_counter()
-        saved = self._in_segments(want, lambda a, k: self.model.fit(
+        saved = self._in_segments(steps, want, lambda a, k: self.model.fit(
             xs[a * b:k * b], ys[a * b:k * b], batch_size=b, epochs=1, shuffle=False, verbose=0, callbacks=[history]))
         return History(np.array(history.losses, dtype=np.float64), saved, time.perf_counter() - start)
 
-    def _in_segments(self, checkpoints, run) -> dict:
-        """run(a, k) trains steps a..k-1, up to each checkpoint in turn (optimizer state carries over);
-        returns the params at each checkpoint."""
+    def _in_segments(self, steps, checkpoints, run) -> dict:
+        """run(a, k) trains steps a..k-1 of this call, up to each checkpoint in turn (optimizer state carries
+        over); returns the params at each checkpoint."""
         saved, done = {}, 0
-        for k in sorted(set(checkpoints)) + [self.spec.steps]:
+        for k in sorted(set(checkpoints)) + [steps]:
             if k > done:
                 run(done, k)
+                self.steps_done += k - done
                 done = k
             if k in checkpoints:
                 saved[k] = self.params()

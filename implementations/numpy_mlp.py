@@ -1,53 +1,142 @@
-"""XOR MLP in plain NumPy: hand-written forward pass, backprop and optimizers (shared.reference)."""
+"""XOR MLP in plain NumPy: the seed listing done right. Forward pass, backprop and optimizers, written out here.
+
+Nothing comes from the reference (`xor_rosetta.reference`): the tests compare two independent pieces of code.
+"""
 from __future__ import annotations
 
 import time
 
 import numpy as np
 
-from shared import reference
-from shared.data import batch_rows
-from shared.interface import MLP, Conventions, History
+from xor_rosetta.data import batch_rows
+from xor_rosetta.interface import MLP, Conventions, History
+
+# region model
+ACT = {  # activation, and its derivative written in terms of the pre-activation z and the output a
+    "tanh": (np.tanh, lambda z, a: 1 - a * a),
+    "sigmoid": (lambda z: 1 / (1 + np.exp(-z)), lambda z, a: a * (1 - a)),
+    "relu": (lambda z: np.maximum(z, 0), lambda z, a: (z > 0).astype(z.dtype)),  # 0 at the kink
+    "linear": (lambda z: z, lambda z, a: np.ones_like(z)),
+}
+
+
+def forward(Ws, bs, acts, x):
+    """Pre-activations and activations of every layer: zs[i] (batch, layers[i+1]), hs[0] = x (batch, 2)."""
+    zs, hs = [], [x]
+    for W, b, act in zip(Ws, bs, acts):
+        zs.append(hs[-1] @ W + b)  # (batch, fan_out)
+        hs.append(ACT[act][0](zs[-1]))
+    return zs, hs
+# endregion
+
+
+# region loss
+def loss_and_dz(loss, act, z, a, y):
+    """The mean loss, and d loss / d z at the output layer (batch, 1); `act` is the output activation."""
+    m = y.size  # mean over batch and outputs
+    if loss == "mse":
+        return np.mean((a - y) ** 2), 2 * (a - y) / m * ACT[act][1](z, a)
+    bce = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))  # BCE of sigmoid(z), computed from z
+    return np.mean(bce), (a - y) / m  # sigmoid and BCE together: dL/dz = (a - y) / m
+# endregion
+
+
+def backprop(Ws, bs, acts, loss, x, y):
+    """(loss, dWs, dbs): the chain rule, from the output layer back to the first."""
+    zs, hs = forward(Ws, bs, acts, x)
+    value, dz = loss_and_dz(loss, acts[-1], zs[-1], hs[-1], y)  # dz: (batch, 1)
+    dWs, dbs = [None] * len(Ws), [None] * len(Ws)
+    for i in reversed(range(len(Ws))):
+        dWs[i] = hs[i].T @ dz  # (fan_in, fan_out)
+        dbs[i] = dz.sum(axis=0)  # (fan_out,)
+        if i:
+            dz = (dz @ Ws[i].T) * ACT[acts[i - 1]][1](zs[i - 1], hs[i])  # (batch, fan_in)
+    return value, dWs, dbs
+
+
+# region optimizer
+class SGD:
+    """w -= lr * v, with v = momentum * v + g (plain SGD when momentum is 0)."""
+
+    def __init__(self, params, lr, momentum=0.0):
+        self.lr, self.mu, self.v = lr, momentum, [np.zeros_like(p) for p in params]
+
+    def step(self, params, grads):
+        for p, g, v in zip(params, grads, self.v):
+            if self.mu:
+                v[...] = self.mu * v + g
+                g = v
+            p -= self.lr * g
+
+
+class Adam:
+    """Kingma & Ba's Adam: bias-corrected moments, epsilon added outside the square root."""
+
+    def __init__(self, params, lr, beta1, beta2, epsilon):
+        self.lr, self.b1, self.b2, self.eps, self.t = lr, beta1, beta2, epsilon, 0
+        self.m, self.v = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
+
+    def step(self, params, grads):
+        self.t += 1
+        for p, g, m, v in zip(params, grads, self.m, self.v):
+            m[...] = (1 - self.b1) * g + self.b1 * m
+            v[...] = (1 - self.b2) * (g * g) + self.b2 * v
+            m_hat, v_hat = m / (1 - self.b1 ** self.t), v / (1 - self.b2 ** self.t)
+            p -= self.lr * (m_hat / (np.sqrt(v_hat) + self.eps))
+# endregion
 
 
 class NumpyMLP(MLP):
     name = "numpy"
     framework = "numpy"
+    conventions = Conventions(adam="optax", momentum="torch", bce="logits")  # the textbook forms (README)
 
-    def __init__(self, spec, params, conventions: Conventions = Conventions()):
+    def __init__(self, spec, params):
         super().__init__(spec, params)
-        self.conventions = conventions  # the reference takes on each framework's convention
-        self.arrays = [np.array(a, dtype=spec.dtype) for Wb in params for a in Wb]  # [W0, b0, W1, b1, ...]
+        self.Ws = [np.array(W, dtype=spec.dtype) for W, _ in params]  # (fan_in, fan_out), as canonical
+        self.bs = [np.array(b, dtype=spec.dtype) for _, b in params]  # (fan_out,)
+        o = spec.optimizer
+        if o.name == "adam":
+            self.optimizer = Adam(self.Ws + self.bs, o.lr, o.beta1, o.beta2, o.epsilon)
+        else:
+            self.optimizer = SGD(self.Ws + self.bs, o.lr, o.momentum)
+
+    # region step
+    def step(self, x, y):
+        loss, dWs, dbs = backprop(self.Ws, self.bs, self.spec.activations, self.spec.loss, x, y)
+        self.optimizer.step(self.Ws + self.bs, dWs + dbs)
+        return loss
+    # endregion
+
+    # region loop
+    def train(self, x, y, steps=None, checkpoints=()):
+        spec, want = self.spec, set(checkpoints)
+        steps = spec.steps if steps is None else steps
+        x, y = x.astype(spec.dtype), y.astype(spec.dtype)
+        b = spec.batch_for(len(x))
+        losses, saved, start = np.empty(steps), {}, time.perf_counter()
+        for k in range(steps):
+            rows = batch_rows(self.steps_done, b, len(x))  # full batch: every row, every step
+            losses[k] = self.step(x[rows], y[rows])
+            self.steps_done += 1
+            if k + 1 in want:
+                saved[k + 1] = self.params()
+        return History(losses, saved, time.perf_counter() - start)
+    # endregion
 
     def forward(self, x):
-        return reference.forward(self.spec, self.arrays, x.astype(self.spec.dtype))[1][-1]  # (batch, 1)
+        return forward(self.Ws, self.bs, self.spec.activations, x.astype(self.spec.dtype))[1][-1]  # (batch, 1)
 
     def loss(self, x, y):
-        return self._loss_and_grads(x, y)[0]
+        return float(self._backprop(x, y)[0])
 
     def gradients(self, x, y):
-        g = self._loss_and_grads(x, y)[1]
-        return [(g[i], g[i + 1]) for i in range(0, len(g), 2)]
-
-    def train(self, x, y, checkpoints=()):
-        spec, want = self.spec, set(checkpoints)
-        x, y = x.astype(spec.dtype), y.astype(spec.dtype)
-        opt = reference.Optimizer(spec.optimizer, self.conventions, self.arrays)
-        losses, saved = np.empty(spec.steps), {}
-        start = time.perf_counter()
-        b = spec.batch_for(len(x))
-        for step in range(spec.steps):
-            rows = slice(None) if b == len(x) else batch_rows(step, b, len(x))
-            losses[step], grads = reference.loss_and_gradients(spec, self.conventions, self.arrays, x[rows], y[rows])
-            opt.step(self.arrays, grads)
-            if step + 1 in want:
-                saved[step + 1] = self.params()
-        return History(losses, saved, time.perf_counter() - start)
+        _, dWs, dbs = self._backprop(x, y)
+        return list(zip(dWs, dbs))
 
     def params(self):
-        a = [np.array(v, dtype=np.float64) for v in self.arrays]
-        return [(a[i], a[i + 1]) for i in range(0, len(a), 2)]
+        return [(W.astype(np.float64), b.astype(np.float64)) for W, b in zip(self.Ws, self.bs)]
 
-    def _loss_and_grads(self, x, y):
-        x, y = x.astype(self.spec.dtype), y.astype(self.spec.dtype)
-        return reference.loss_and_gradients(self.spec, self.conventions, self.arrays, x, y)
+    def _backprop(self, x, y):
+        dt = self.spec.dtype
+        return backprop(self.Ws, self.bs, self.spec.activations, self.spec.loss, x.astype(dt), y.astype(dt))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from implementations.torch_mlp import TorchMLP
-from shared.data import batch_rows
-from shared.interface import History
+from xor_rosetta.implementations.torch_mlp import TorchMLP
+from xor_rosetta.data import batch_rows
+from xor_rosetta.interface import History
 
 torch._dynamo.config.recompile_limit = 512  # one graph per spec shape (depth, activations, optimizer, dtype, batch)
 
@@ -44,26 +45,34 @@ def step(params, m, v, t, x, y, acts, loss, opt):
 class TorchCompiledMLP(TorchMLP):
     name = "torch-compiled"
 
-    def train(self, x, y, checkpoints=()):
+    def __init__(self, spec, params):
+        super().__init__(spec, params)
+        self.state = [p.detach().clone() for lin in self.linears for p in (lin.weight, lin.bias)]  # [W0, b0, ...]
+        self.m = [torch.zeros_like(p) for p in self.state]  # momentum buffer, or Adam's first moment
+        self.v = [torch.zeros_like(p) for p in self.state]  # Adam's second moment
+
+    def train(self, x, y, steps=None, checkpoints=()):
         spec, want, o = self.spec, set(checkpoints), self.spec.optimizer
+        steps = spec.steps if steps is None else steps
         x, y = self._tensor(x), self._tensor(y)
-        params = [p.detach().clone() for lin in self.linears for p in (lin.weight, lin.bias)]
-        m = [torch.zeros_like(p) for p in params]
-        v = [torch.zeros_like(p) for p in params]
+        params, m, v = self.state, self.m, self.v
         opt = (o.name, o.lr, o.momentum, o.beta1, o.beta2, o.epsilon)
         losses, saved = [], {}  # 0-d tensors, stacked at the end: no host sync per step
-        ts = torch.arange(1, spec.steps + 1, dtype=torch.float64).unbind()  # Adam's step count, as tensors
+        ts = torch.arange(self.steps_done + 1, self.steps_done + steps + 1, dtype=torch.float64).unbind()  # Adam's t
         b = spec.batch_for(len(x))
         start = time.perf_counter()
-        for k in range(spec.steps):
-            rows = slice(None) if b == len(x) else torch.from_numpy(batch_rows(k, b, len(x)))
+        for k in range(steps):
+            rows = slice(None) if b == len(x) else torch.from_numpy(batch_rows(self.steps_done, b, len(x)))
             params, m, v, loss = step(params, m, v, ts[k], x[rows], y[rows], spec.activations, spec.loss, opt)
+            self.steps_done += 1
             losses.append(loss)
             if k + 1 in want:
                 self._load(params)
                 saved[k + 1] = self.params()
+        self.state, self.m, self.v = params, m, v
         self._load(params)
-        return History(torch.stack(losses).double().numpy(), saved, time.perf_counter() - start)
+        losses = torch.stack(losses).double().numpy() if losses else np.empty(0)
+        return History(losses, saved, time.perf_counter() - start)
 
     def gradients(self, x, y):  # the same pure loss function the compiled step differentiates
         params = [p.detach() for lin in self.linears for p in (lin.weight, lin.bias)]

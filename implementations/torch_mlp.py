@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from shared.data import batch_rows
-from shared.interface import MLP, Conventions, History
+from xor_rosetta.data import batch_rows
+from xor_rosetta.interface import MLP, Conventions, History
 
 ACTIVATIONS = {"tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "relu": nn.ReLU, "linear": nn.Identity}
 
@@ -53,22 +53,24 @@ class TorchMLP(MLP):
         self.loss_fn(self.model(self._tensor(x)), self._tensor(y)).backward()
         return [(lin.weight.grad.T.double().numpy(), lin.bias.grad.double().numpy()) for lin in self.linears]
 
-    def train(self, x, y, checkpoints=()):
+    def train(self, x, y, steps=None, checkpoints=()):
         spec, want = self.spec, set(checkpoints)
+        steps = spec.steps if steps is None else steps
         x, y = self._tensor(x), self._tensor(y)
-        losses, saved = torch.empty(spec.steps, dtype=torch.float64), {}
+        losses, saved = torch.empty(steps, dtype=torch.float64), {}
         b = spec.batch_for(len(x))
         self.model.train()
         start = time.perf_counter()
-        for step in range(spec.steps):
-            rows = slice(None) if b == len(x) else torch.from_numpy(batch_rows(step, b, len(x)))
+        for k in range(steps):
+            rows = slice(None) if b == len(x) else torch.from_numpy(batch_rows(self.steps_done, b, len(x)))
             self.optimizer.zero_grad()
             loss = self.loss_fn(self.model(x[rows]), y[rows])
             loss.backward()
             self.optimizer.step()
-            losses[step] = loss.detach()  # stays on the tensor side: no .item() sync per step
-            if step + 1 in want:
-                saved[step + 1] = self.params()
+            self.steps_done += 1
+            losses[k] = loss.detach()  # stays on the tensor side: no .item() sync per step
+            if k + 1 in want:
+                saved[k + 1] = self.params()
         return History(losses.numpy(), saved, time.perf_counter() - start)
 
     def params(self):

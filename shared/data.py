@@ -21,6 +21,6 @@ def batch_rows(step: int, batch: int, n: int) -> np.ndarray:
     return (step * batch + np.arange(batch)) % n
 
 
-def stream_rows(steps: int, batch: int, n: int) -> np.ndarray:
-    """Rows of every step, concatenated: (steps * batch,)."""
-    return np.arange(steps * batch) % n
+def stream_rows(first: int, steps: int, batch: int, n: int) -> np.ndarray:
+    """Rows of updates first .. first+steps-1, concatenated: (steps * batch,)."""
+    return (first * batch + np.arange(steps * batch)) % n

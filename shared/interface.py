@@ -14,26 +14,36 @@ from .spec import Spec
 @dataclass(frozen=True)
 class Conventions:
     """Where frameworks' native maths differ, which form an implementation uses (see README)."""
-    adam: str = "torch"  # "torch": eps added to sqrt(v_hat) | "keras": eps-hat, bias correction folded into lr
+    adam: str = "torch"  # "torch": eps added to sqrt(v_hat) | "keras": eps-hat, bias correction folded into lr |
+    #                      "optax": Kingma & Ba's m_hat / (sqrt(v_hat) + eps), rounded in optax's order
     momentum: str = "torch"  # "torch": v = mu*v + g; w -= lr*v | "keras": v = mu*v - lr*g; w += v
     bce: str = "probs"  # "probs": log of sigmoid outputs, clamped at -100 (torch BCELoss) | "logits": from z (Keras fit)
+
+    def to_dict(self) -> dict:
+        return {"adam": self.adam, "momentum": self.momentum, "bce": self.bce}
 
 
 @dataclass
 class History:
     loss: np.ndarray  # (steps,) float64: the loss of each step's batch, before that step's update
-    checkpoints: dict[int, Params] = field(default_factory=dict)  # k -> canonical params after k updates
+    checkpoints: dict[int, Params] = field(default_factory=dict)  # k -> canonical params after k updates of this call
     wall_time: float = 0.0  # seconds spent in train()
 
 
 class MLP(ABC):
-    """One framework's XOR MLP: built from a spec and canonical params, speaking canonical layouts."""
+    """One framework's XOR MLP: built from a spec and canonical params, speaking canonical layouts.
+
+    The training contract: `train` continues from the current parameters and optimizer state. Two calls of n and
+    m steps do exactly what one call of n + m steps does, bit for bit: Adam's step count, the momentum buffers
+    and the minibatch window (`xor_rosetta.data.batch_rows`) all carry on. `steps_done` counts the updates so far.
+    """
     name: ClassVar[str]  # registry key, e.g. "torch"
     framework: ClassVar[str]  # the package whose version is reported, e.g. "torch"
     conventions: ClassVar[Conventions] = Conventions()
 
     def __init__(self, spec: Spec, params: Params):
         self.spec = spec
+        self.steps_done = 0  # updates applied so far, over every train() call
 
     @abstractmethod
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -48,8 +58,12 @@ class MLP(ABC):
         """d loss / d params, in the canonical layout [(dW (in, out), db (out,)), ...]."""
 
     @abstractmethod
-    def train(self, x: np.ndarray, y: np.ndarray, checkpoints: Iterable[int] = ()) -> History:
-        """Run spec.steps updates over the batches of shared.data.batch_rows."""
+    def train(self, x: np.ndarray, y: np.ndarray, steps: int | None = None, checkpoints: Iterable[int] = ()) -> History:
+        """Run `steps` updates (default spec.steps), continuing where the last call stopped (see the class docstring).
+
+        Update k of this call (1-based) uses the rows `batch_rows(steps_done + k - 1, ...)`; `checkpoints` name
+        updates of this call, and History.checkpoints[k] holds the params after the k-th.
+        """
 
     @abstractmethod
     def params(self) -> Params:

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ParamsError
-from .files import atomic_write_bytes
 from .spec import Spec
 
 Params = list[tuple[np.ndarray, np.ndarray]]  # [(W0 (in, out), b0 (out,)), ...]
@@ -61,11 +60,11 @@ def check_params(params: Params, spec: Spec, source: str = "params") -> Params:
     return params
 
 
-def save_params(params: Params, path: str | os.PathLike) -> None:
-    """Write atomically: a temporary file beside `path`, then a rename."""
+def npz_bytes(params: Params) -> bytes:
+    """The .npz file of `params` (W0, b0, W1, b1, ... as float64), as bytes; `xor_rosetta.app.files` writes it."""
     buf = io.BytesIO()
     np.savez(buf, **flat(to_float64(params)))
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
 
 
 def load_params(path: str | os.PathLike, spec: Spec) -> Params:

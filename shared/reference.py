@@ -1,15 +1,22 @@
-"""The reference maths in plain NumPy: forward pass, losses, backprop and optimizers.
+"""The reference maths in plain NumPy: forward pass, losses, backprop and optimizers, and `Reference`, the oracle
+every implementation is measured against.
 
 Where frameworks' native semantics differ, each form is written out and chosen by `Conventions`,
 so every implementation can be checked against the reference in its own convention.
+A `Jitter` nudges the reference by one rounding inside every step, which measures how much rounding alone moves a
+run (`rounding_floor`): the tolerance policy (`xor_rosetta.tolerance`) reads it.
 """
 from __future__ import annotations
 
 import math
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .interface import Conventions
+from .data import batch_rows
+from .interface import MLP, Conventions, History
+from .params import Params
 from .spec import Optimizer as OptimizerSpec, Spec
 
 LOG_CLAMP = -100.0  # torch.nn.BCELoss clamps log(p) and log(1-p) at -100
@@ -39,13 +46,14 @@ def activate_grad(name: str, z: np.ndarray, a: np.ndarray) -> np.ndarray:
     return np.ones_like(z)
 
 
-def forward(spec: Spec, arrays: list[np.ndarray], x: np.ndarray) -> tuple[list, list]:
+def forward(spec: Spec, arrays: list[np.ndarray], x: np.ndarray, jitter=None) -> tuple[list, list]:
     """Pre-activations zs and activations acts (acts[0] = x); arrays = [W0, b0, W1, b1, ...]."""
     zs, acts = [], [x]  # acts[i]: (batch, layers[i])
     for i, act in enumerate(spec.activations):
         W, b = arrays[2 * i], arrays[2 * i + 1]
         zs.append(acts[-1] @ W + b)  # (batch, layers[i+1])
-        acts.append(activate(act, zs[-1]))
+        a = activate(act, zs[-1])
+        acts.append(a if jitter is None else jitter(a))
     return zs, acts
 
 
@@ -65,9 +73,9 @@ def loss_and_dz(spec: Spec, conv: Conventions, z: np.ndarray, a: np.ndarray, y: 
     return float(np.mean(loss)), da * activate_grad("sigmoid", z, a)
 
 
-def loss_and_gradients(spec: Spec, conv: Conventions, arrays: list[np.ndarray], x, y):
+def loss_and_gradients(spec: Spec, conv: Conventions, arrays: list[np.ndarray], x, y, jitter=None):
     """(loss, [dW0, db0, dW1, db1, ...]) by backprop."""
-    zs, acts = forward(spec, arrays, x)
+    zs, acts = forward(spec, arrays, x, jitter)
     loss, dz = loss_and_dz(spec, conv, zs[-1], acts[-1], y)  # dz: (batch, layers[-1])
     grads = [None] * len(arrays)
     for i in reversed(range(len(zs))):
@@ -76,7 +84,7 @@ def loss_and_gradients(spec: Spec, conv: Conventions, arrays: list[np.ndarray], 
         if i:
             da = dz @ arrays[2 * i].T  # (batch, layers[i])
             dz = da * activate_grad(spec.activations[i - 1], zs[i - 1], acts[i])
-    return loss, grads
+    return loss, grads if jitter is None else [jitter(g) for g in grads]
 
 
 class Optimizer:
@@ -104,7 +112,13 @@ class Optimizer:
 
     def _adam(self, w, g, m, v) -> None:
         o, t = self.opt, self.t
-        m += (g - m) * (1 - o.beta1)  # both frameworks: m.lerp_(g, 1-b1) / m += (g-m)*(1-b1)
+        if self.conv.adam == "optax":  # Kingma & Ba as optax writes it: moments, bias correction, then x(-lr)
+            m[...] = (1 - o.beta1) * g + o.beta1 * m  # optax.tree.update_moment
+            v[...] = (1 - o.beta2) * (g * g) + o.beta2 * v
+            m_hat, v_hat = m / (1 - o.beta1 ** t), v / (1 - o.beta2 ** t)  # optax.tree.bias_correction
+            w += -o.lr * (m_hat / (np.sqrt(v_hat) + o.epsilon))  # scale_by_adam, scale_by_learning_rate
+            return
+        m += (g - m) * (1 - o.beta1)  # torch and keras: m.lerp_(g, 1-b1) / m += (g-m)*(1-b1)
         if self.conv.adam == "keras":  # eps added to sqrt(v); bias correction folded into the step size
             v += (g * g - v) * (1 - o.beta2)
             alpha = o.lr * math.sqrt(1 - o.beta2 ** t) / (1 - o.beta1 ** t)
@@ -114,3 +128,96 @@ class Optimizer:
             step_size = o.lr / (1 - o.beta1 ** t)
             denom = np.sqrt(v) / math.sqrt(1 - o.beta2 ** t) + o.epsilon
             w += -step_size * (m / denom)
+
+
+class Jitter:
+    """Moves every nonzero value it is given by one ulp, up or down by a fixed random pattern (`sign` = -1 flips
+    it), as another framework's rounding might. Zeros stay zero: no framework rounds an exact zero (a dead relu,
+    an all-zero input row) into a tiny number."""
+
+    def __init__(self, seed: int, sign: float = 1.0):
+        self.rng, self.sign = np.random.default_rng(seed), sign
+
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        pattern = self.sign * (2.0 * self.rng.integers(0, 2, a.shape) - 1.0)  # (same shape as a) of +-1
+        return np.where(a == 0, a, np.nextafter(a, (pattern * np.inf).astype(a.dtype)))
+
+
+class Reference(MLP):
+    """The oracle: the maths above, in one framework's conventions, at the spec's dtype; optionally jittered."""
+    name = "reference"
+    framework = "numpy"
+
+    def __init__(self, spec: Spec, params: Params, conventions: Conventions = Conventions(), jitter: Jitter | None = None):
+        super().__init__(spec, params)
+        self.conventions, self.jitter = conventions, jitter
+        self.arrays = [np.array(a, dtype=spec.dtype) for Wb in params for a in Wb]  # [W0, b0, W1, b1, ...]
+        self.optimizer = Optimizer(spec.optimizer, conventions, self.arrays)
+
+    def forward(self, x):
+        return forward(self.spec, self.arrays, x.astype(self.spec.dtype), self.jitter)[1][-1]  # (batch, 1)
+
+    def loss(self, x, y):
+        return self._loss_and_grads(x, y)[0]
+
+    def gradients(self, x, y):
+        g = self._loss_and_grads(x, y)[1]
+        return [(g[i], g[i + 1]) for i in range(0, len(g), 2)]
+
+    def train(self, x, y, steps=None, checkpoints=()):
+        spec, want = self.spec, set(checkpoints)
+        steps = spec.steps if steps is None else steps
+        x, y = x.astype(spec.dtype), y.astype(spec.dtype)
+        losses, saved = np.empty(steps), {}
+        b = spec.batch_for(len(x))
+        start = time.perf_counter()
+        for k in range(steps):
+            rows = slice(None) if b == len(x) else batch_rows(self.steps_done, b, len(x))
+            losses[k], grads = loss_and_gradients(spec, self.conventions, self.arrays, x[rows], y[rows], self.jitter)
+            self.optimizer.step(self.arrays, grads)
+            self.steps_done += 1
+            if k + 1 in want:
+                saved[k + 1] = self.params()
+        return History(losses, saved, time.perf_counter() - start)
+
+    def params(self):
+        a = [np.array(v, dtype=np.float64) for v in self.arrays]
+        return [(a[i], a[i + 1]) for i in range(0, len(a), 2)]
+
+    def _loss_and_grads(self, x, y):
+        x, y = x.astype(self.spec.dtype), y.astype(self.spec.dtype)
+        return loss_and_gradients(self.spec, self.conventions, self.arrays, x, y, self.jitter)
+
+
+JITTER_RUNS = ((0, 1.0), (0, -1.0), (1, 1.0), (1, -1.0))  # two random patterns, each in both directions
+
+
+@dataclass
+class Floor:
+    """How far one rounding inside every step moves the reference: the largest |jittered - exact| over JITTER_RUNS."""
+    forward: float = 0.0  # outputs at the initial weights
+    gradient: float = 0.0  # gradients at the initial weights
+    params: dict[int, float] = field(default_factory=dict)  # checkpoint -> max |Δ params|
+    loss: np.ndarray | None = None  # (steps,) per-step |Δ loss|
+
+
+def rounding_floor(spec: Spec, params: Params, conventions: Conventions, exact: History, checkpoints, x, y,
+                   steps: int | None = None) -> Floor:
+    """The reference rerun under each Jitter of JITTER_RUNS, measured against the exact run `exact`."""
+    floor = Floor(params={k: 0.0 for k in checkpoints})
+    ref = Reference(spec, params, conventions)
+    out0, g0 = ref.forward(x), ref.gradients(x, y)
+    with np.errstate(all="ignore"):
+        for seed, sign in JITTER_RUNS:
+            j = Reference(spec, params, conventions, Jitter(seed, sign))
+            floor.forward = max(floor.forward, float(np.max(np.abs(j.forward(x) - out0))))
+            floor.gradient = max(floor.gradient, max(float(np.max(np.abs(a - b))) for G, H in zip(j.gradients(x, y), g0)
+                                                     for a, b in zip(G, H)))
+            j = Reference(spec, params, conventions, Jitter(seed, sign))  # fresh: forward() above drew patterns
+            h = j.train(x, y, steps=steps, checkpoints=checkpoints)
+            for k in checkpoints:
+                floor.params[k] = max(floor.params[k], max(float(np.max(np.abs(a - b))) for A, B in
+                                                           zip(h.checkpoints[k], exact.checkpoints[k]) for a, b in zip(A, B)))
+            d = np.abs(h.loss - exact.loss)
+            floor.loss = d if floor.loss is None else np.fmax(floor.loss, d)
+    return floor

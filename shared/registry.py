@@ -27,15 +27,15 @@ class Entry:
 
 
 ENTRIES = [
-    Entry("numpy", "implementations.numpy_mlp", "NumpyMLP", ("numpy",), ("numpy",), "dev",
+    Entry("numpy", "xor_rosetta.implementations.numpy_mlp", "NumpyMLP", ("numpy",), ("numpy",), "dev",
           "hand-written forward pass, backprop and optimizers"),
-    Entry("torch", "implementations.torch_mlp", "TorchMLP", ("torch",), ("torch",), "torch",
+    Entry("torch", "xor_rosetta.implementations.torch_mlp", "TorchMLP", ("torch",), ("torch",), "torch",
           "nn.Sequential + torch.optim, zero_grad/backward/step"),
-    Entry("torch-compiled", "implementations.torch_compiled", "TorchCompiledMLP", ("torch",), ("torch",), "torch",
+    Entry("torch-compiled", "xor_rosetta.implementations.torch_compiled", "TorchCompiledMLP", ("torch",), ("torch",), "torch",
           "fast: torch.func.grad_and_value and a functional torch.optim update in one torch.compile'd step"),
-    Entry("keras", "implementations.keras_mlp", "KerasMLP", ("keras", "tensorflow"), ("keras", "tensorflow-cpu"),
+    Entry("keras", "xor_rosetta.implementations.keras_mlp", "KerasMLP", ("keras", "tensorflow"), ("keras", "tensorflow-cpu"),
           "keras", "keras.Sequential + compile/fit on the TensorFlow backend"),
-    Entry("keras-xla", "implementations.keras_xla", "KerasXlaMLP", ("keras", "tensorflow"),
+    Entry("keras-xla", "xor_rosetta.implementations.keras_xla", "KerasXlaMLP", ("keras", "tensorflow"),
           ("keras", "tensorflow-cpu"), "keras", "fast: the same model, the whole loop in one XLA-compiled tf.function"),
 ]
 REGISTRY: dict[str, Entry] = {e.name: e for e in ENTRIES}

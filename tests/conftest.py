@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from shared import registry
-from shared.data import xor_data
-from shared.params import init_params
-from shared.presets import get_preset
+from xor_rosetta import registry
+from xor_rosetta.data import xor_data
+from xor_rosetta.params import init_params
+from xor_rosetta.presets import get_preset
 
 IMPLS = list(registry.REGISTRY)
 DTYPES = ["float64", "float32"]
@@ -38,8 +38,8 @@ def trained(name: str, preset: str, dtype: str, checkpoints=(1, 10, 100, 1_000, 
     x, y = xor_data(dtype)
     params = init_params(spec)
     if name.startswith("reference:"):
-        from implementations.numpy_mlp import NumpyMLP
-        model = NumpyMLP(spec, params, conventions=load_or_skip(name.split(":")[1]).conventions)
+        from xor_rosetta.reference import Reference
+        model = Reference(spec, params, load_or_skip(name.split(":")[1]).conventions)
     else:
         model = load_or_skip(name)(spec, params)
     history = model.train(x, y, checkpoints=[k for k in checkpoints if k <= spec.steps])

@@ -4,11 +4,11 @@ from __future__ import annotations
 import math
 
 
-from implementations.numpy_mlp import NumpyMLP
-from shared import bench
-from shared.data import xor_data
-from shared.presets import get_preset
-from shared.spec import Spec
+from xor_rosetta.implementations.numpy_mlp import NumpyMLP
+from xor_rosetta.app import bench
+from xor_rosetta.data import xor_data
+from xor_rosetta.presets import get_preset
+from xor_rosetta.spec import Spec
 
 
 def test_flops_per_step_counts_the_matmuls():
@@ -16,9 +16,9 @@ def test_flops_per_step_counts_the_matmuls():
     assert bench.flops_per_step(Spec(layers=(2, 3, 4, 1), activations=("tanh",) * 3), 10) == 6 * 10 * (6 + 12 + 4)
 
 
-def test_steady_state_is_positive_per_round():
+def test_steady_state_gives_one_value_per_round():
     out = bench.steady({"numpy": NumpyMLP}, get_preset("seed-numpy"), *xor_data(), n1=20, n2=200, rounds=3)
-    assert len(out["numpy"]) == 3 and all(v > 0 and math.isfinite(v) for v in out["numpy"])
+    assert list(out) == ["numpy"] and len(out["numpy"]) == 3 and all(math.isfinite(v) for v in out["numpy"])
 
 
 def test_report_renders_every_case(tmp_path):
@@ -40,6 +40,3 @@ def test_report_renders_every_case(tmp_path):
     assert "| 5 | 4 | 3.6e+02 | noise |" in md and "**12.5 s** (target ≤ 15 s)" in md
     assert (tmp_path / "benchmarks.json").stat().st_size > 0
 
-
-def test_peak_matmul_rate_is_measured():
-    assert bench.peak_matmul_gflops(n=256, repeats=2) > 0.1

@@ -4,14 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from implementations.numpy_mlp import NumpyMLP
-from shared import reference
-from shared.data import xor_data
-from shared.interface import Conventions
-from shared.params import init_params
-from shared.presets import get_preset
-from shared.spec import Init, Optimizer, Spec
-from shared.tolerance import tolerance
+from xor_rosetta import reference
+from xor_rosetta.data import xor_data
+from xor_rosetta.interface import Conventions
+from xor_rosetta.params import init_params
+from xor_rosetta.presets import get_preset
+from xor_rosetta.spec import Init, Optimizer, Spec
+from xor_rosetta.tolerance import tolerance
 
 SPECS = {
     "seed-numpy": get_preset("seed-numpy"),
@@ -115,10 +114,10 @@ def test_adam_forms_differ_by_where_epsilon_sits():
     assert np.isclose(keras_w, -1e-4 / (1e-4 + 1e-4 / np.sqrt(1 - 0.999)), rtol=1e-12)  # eps-hat = eps / sqrt(1-b2)
 
 
-def test_numpy_mlp_train_equals_manual_loop():
+def test_reference_train_equals_manual_loop():
     spec = get_preset("seed-numpy").replace(steps=5)
     x, y = xor_data()
-    model = NumpyMLP(spec, init_params(spec))
+    model = reference.Reference(spec, init_params(spec))
     hist = model.train(x, y)
     arrays = [a.copy() for Wb in init_params(spec) for a in Wb]
     for step in range(5):

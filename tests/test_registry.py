@@ -6,21 +6,21 @@ import sys
 
 import pytest
 
-from shared import registry
-from shared.errors import UnavailableError
+from xor_rosetta import registry
+from xor_rosetta.errors import UnavailableError
 
 
 def test_core_imports_no_framework():
-    code = ("import sys, shared.spec, shared.params, shared.reference, shared.registry, shared.compare, "
-            "shared.tolerance, shared.presets, shared.differences, implementations.numpy_mlp; "
-            "shared.registry.load('numpy'); "
+    code = ("import sys, xor_rosetta.spec, xor_rosetta.params, xor_rosetta.reference, xor_rosetta.registry, xor_rosetta.compare, "
+            "xor_rosetta.tolerance, xor_rosetta.presets, xor_rosetta.app.differences, xor_rosetta.implementations.numpy_mlp; "
+            "xor_rosetta.registry.load('numpy'); "
             "print(sorted(m for m in ('torch', 'tensorflow', 'keras', 'jax') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_missing_framework_is_unavailable_with_hint(monkeypatch):
-    fake = registry.Entry("fake", "implementations.fake_mlp", "FakeMLP", ("no_such_framework_xyz",),
+    fake = registry.Entry("fake", "xor_rosetta.implementations.fake_mlp", "FakeMLP", ("no_such_framework_xyz",),
                           ("no-such-framework-xyz",), "fake", "test only")
     monkeypatch.setitem(registry.REGISTRY, "fake", fake)
     with pytest.raises(UnavailableError, match=r"'fake' is unavailable: no_such_framework_xyz not installed; "

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from conftest import load_or_skip
-from shared import golden
-from shared.params import init_params
-from shared.presets import get_preset
+from xor_rosetta.app import golden
+from xor_rosetta.params import init_params
+from xor_rosetta.presets import get_preset
 from test_cli import EXE, GOLDEN, assert_one_line_error, run
 
 BAD_TOML = {

@@ -6,10 +6,11 @@ import re
 import numpy as np
 import pytest
 
-from shared.errors import ParamsError, SpecError
-from shared.params import init_params, load_params, save_params, shapes
-from shared.presets import PRESETS, get_preset
-from shared.spec import Init, Optimizer, Spec
+from xor_rosetta.errors import ParamsError, SpecError
+from xor_rosetta.app.files import save_params
+from xor_rosetta.params import init_params, load_params, shapes
+from xor_rosetta.presets import PRESETS, get_preset
+from xor_rosetta.spec import Init, Optimizer, Spec
 
 BAD_SPECS = {
     "unknown activation": (dict(activations=("tanh", "swish")), "unknown activation 'swish'"),

@@ -1,6 +1,6 @@
 """Where frameworks differ: each row measures a difference and the setting that removes it.
 
-`python -m shared.differences` prints the README table; tests/test_differences.py asserts each row.
+`python -m xor_rosetta.app.differences` prints the README table; tests/test_differences.py asserts each row.
 Needs torch and keras (imported inside the functions that use them).
 """
 from __future__ import annotations
@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .compare import max_abs_diff
-from .data import xor_data
-from .interface import Conventions
-from .params import init_params
-from .presets import get_preset
+from ..compare import max_abs_diff
+from ..data import xor_data
+from ..interface import Conventions
+from ..params import init_params
+from ..presets import get_preset
 
 
 @dataclass
@@ -26,20 +26,20 @@ class Row:
 
 
 def _reference(spec, conventions, checkpoints=()):
-    from implementations.numpy_mlp import NumpyMLP
+    from ..reference import Reference
     x, y = xor_data(spec.dtype)
-    m = NumpyMLP(spec, init_params(spec), conventions)
-    return m, m.train(x, y, checkpoints)
+    m = Reference(spec, init_params(spec), conventions)
+    return m, m.train(x, y, checkpoints=checkpoints)
 
 
 def weight_layout() -> Row:
     import torch
-    from implementations.torch_mlp import TorchMLP
+    from xor_rosetta.implementations.torch_mlp import TorchMLP
     spec = get_preset("seed-keras")  # its 5x5 hidden layer accepts either orientation without a shape error
     x, _ = xor_data()
-    from implementations.numpy_mlp import NumpyMLP
+    from ..reference import Reference
     params = init_params(spec)
-    ref = NumpyMLP(spec, params)
+    ref = Reference(spec, params)
     wrong = TorchMLP(spec, params)
     with torch.no_grad():
         wrong.linears[1].weight.copy_(torch.from_numpy(params[1][0]))  # (in, out) copied as if (out, in)
@@ -51,9 +51,9 @@ def weight_layout() -> Row:
 
 
 def default_init() -> Row:
-    from implementations.keras_mlp import KerasMLP, keras  # keras_mlp picks the backend and quiets TF
+    from xor_rosetta.implementations.keras_mlp import KerasMLP, keras  # keras_mlp picks the backend and quiets TF
     import torch
-    from implementations.torch_mlp import TorchMLP
+    from xor_rosetta.implementations.torch_mlp import TorchMLP
     torch.manual_seed(0)
     t_bias = torch.nn.Linear(2, 5, dtype=torch.float64).bias.detach().numpy()
     k_layer = keras.layers.Dense(5, dtype="float64")
@@ -64,14 +64,14 @@ def default_init() -> Row:
     injected = [cls(spec, init_params(spec)).forward(x) for cls in (TorchMLP, KerasMLP)]
     return Row("Default initialisation", "torch Linear: kaiming_uniform(a=√5) weights and a uniform bias; Keras Dense: "
                "glorot_uniform and zero bias. Max |Δ bias| of fresh 2→5 layers",
-               float(np.max(np.abs(t_bias - k_bias))), "inject the canonical weights from `shared.params`",
+               float(np.max(np.abs(t_bias - k_bias))), "inject the canonical weights from `xor_rosetta.params`",
                float(np.max(np.abs(injected[0] - injected[1]))))
 
 
 def _gap_to_own_convention(spec) -> float:
     """Largest final-params distance of torch and keras from the reference in their own conventions."""
-    from implementations.keras_mlp import KerasMLP
-    from implementations.torch_mlp import TorchMLP
+    from xor_rosetta.implementations.keras_mlp import KerasMLP
+    from xor_rosetta.implementations.torch_mlp import TorchMLP
     x, y = xor_data(spec.dtype)
     gaps = []
     for cls in (TorchMLP, KerasMLP):
@@ -92,7 +92,7 @@ def adam_epsilon() -> Row:
 
 
 def momentum_form(dtype: str = "float64") -> Row:
-    from .spec import Optimizer
+    from ..spec import Optimizer
     spec = get_preset("seed-numpy").replace(optimizer=Optimizer("sgd", lr=0.05, momentum=0.9), steps=2_000, dtype=dtype)
     _, a = _reference(spec, Conventions(momentum="torch"), [spec.steps])
     _, b = _reference(spec, Conventions(momentum="keras"), [spec.steps])
@@ -112,12 +112,12 @@ def bce_saturation() -> Row:
     return Row("BCE on probabilities", "torch BCELoss on sigmoid outputs clamps log at −100 and loses the gradient "
                "once p rounds to 1; Keras' fit() recovers the logits behind the sigmoid. |Δ loss| at z = 40, y = 0",
                abs(probs.item() - logits.item()), "compute BCE from logits (`BCEWithLogitsLoss`, `from_logits=True`)",
-               0.0 if abs(logits.item() - 40.0) < 1e-12 else abs(logits.item() - 40.0))
+               abs(logits.item() - (40.0 + np.log1p(np.exp(-40.0)))))  # vs the exact log(1 + e^40)
 
 
 def torch_bce_grad_epsilon() -> Row:
     import torch
-    from .reference import BCE_GRAD_EPS
+    from ..reference import BCE_GRAD_EPS
     z = torch.tensor([[-30.4]], dtype=torch.float64, requires_grad=True)  # p = 6e-14: p*(1-p) is below the clamp
     torch.nn.BCELoss()(torch.sigmoid(z), torch.ones(1, 1, dtype=torch.float64)).backward()
     p = float(torch.sigmoid(z).detach())
@@ -131,7 +131,7 @@ def torch_bce_grad_epsilon() -> Row:
 
 
 def keras_clipped_bce() -> Row:
-    from implementations.keras_mlp import keras, tf
+    from xor_rosetta.implementations.keras_mlp import keras, tf
     z = tf.constant([[20.0]], dtype=tf.float64)
     y = tf.ones((1, 1), dtype=tf.float64)
     plain = float(keras.losses.binary_crossentropy(y, tf.sigmoid(z))[0])  # bare probabilities: clipped to 1 - 1e-7
@@ -144,7 +144,7 @@ def keras_clipped_bce() -> Row:
 
 
 def keras_float32_hyperparameters() -> Row:
-    from implementations.keras_mlp import KerasMLP, floatx, keras
+    from xor_rosetta.implementations.keras_mlp import KerasMLP, floatx, keras
     spec = get_preset("seed-keras").replace(steps=1)
     x, y = xor_data()
     ref = _reference(spec, KerasMLP.conventions, [1])[1].checkpoints[1]
@@ -165,7 +165,7 @@ def float32_drift() -> Row:
     spec = get_preset("seed-numpy")
     _, h64 = _reference(spec, Conventions(), [spec.steps])
     _, h32 = _reference(spec.replace(dtype="float32"), Conventions(), [spec.steps])
-    from implementations.torch_mlp import TorchMLP
+    from xor_rosetta.implementations.torch_mlp import TorchMLP
     x, y = xor_data("float32")
     m = TorchMLP(spec.replace(dtype="float32"), init_params(spec))
     m.train(x, y)
@@ -175,7 +175,7 @@ def float32_drift() -> Row:
 
 
 def tf_float32_tanh() -> Row:
-    from implementations.keras_mlp import tf
+    from xor_rosetta.implementations.keras_mlp import tf
     z = np.linspace(-4, 4, 20_001).astype(np.float32)
     exact = np.tanh(z.astype(np.float64))
     tf_err = float(np.max(np.abs(tf.tanh(z).numpy() - exact)))

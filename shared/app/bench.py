@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import registry
-from .data import xor_data
-from .params import init_params, shapes
-from .presets import get_preset
-from .spec import Init, Optimizer, Spec
+from .. import registry
+from ..data import xor_data
+from ..params import init_params, shapes
+from ..presets import get_preset
+from ..spec import Init, Optimizer, Spec
 
 ANCHORS_US = {  # µs/step on seed-numpy measured on this machine (../shared/reference/ANCHORS.md): (low, high)
     "numpy": (17, 25), "torch": (190, 330), "torch-compiled": (52, 60), "keras": (80, 130), "keras-xla": (1.4, 2.3)}
@@ -44,9 +44,9 @@ def probe(name: str, preset: str, full: bool = True) -> dict:
     spec, (x, y) = get_preset(preset), xor_data()
     params = init_params(spec)
     first_s = timed_train(cls, spec.replace(steps=10), params, x, y)
-    from implementations.numpy_mlp import NumpyMLP
+    from ..reference import Reference
     from .runner import DEFAULT_THRESHOLD
-    ref = NumpyMLP(spec, params, cls.conventions).train(x, y)
+    ref = Reference(spec, params, cls.conventions).train(x, y)
     below = np.flatnonzero(ref.loss < DEFAULT_THRESHOLD[spec.loss])
     n_conv = int(below[0]) + 1 if below.size else spec.steps
     conv_s = timed_train(cls, spec.replace(steps=n_conv), params, x, y)
@@ -56,7 +56,7 @@ def probe(name: str, preset: str, full: bool = True) -> dict:
 
 
 def run_probe(name: str, preset: str, full: bool) -> dict:
-    out = subprocess.run([sys.executable, "-m", "shared.bench", "--probe", name, preset, str(int(full))], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "xor_rosetta.app.bench", "--probe", name, preset, str(int(full))], capture_output=True,
                          text=True, timeout=600)
     if out.returncode:
         return {"error": (out.stderr.strip().splitlines() or ["probe failed"])[-1]}
@@ -67,14 +67,13 @@ def steady(classes: dict, spec: Spec, x, y, n1: int, n2: int, rounds: int) -> di
     """Marginal µs/step per variant, one value per round; the variants take turns within each round.
 
     Each variant keeps one instance, so what it compiled for n1 and n2 steps is compiled once, in the warm-up;
-    training simply goes on from where the previous block left off.
+    training goes on from where the previous block left off (the `train` contract, `xor_rosetta.interface.MLP`).
     """
     models = {n: cls(spec.replace(steps=n2), init_params(spec)) for n, cls in classes.items()}
 
     def block(model, n):
-        model.spec = spec.replace(steps=n)
         t = time.perf_counter()
-        model.train(x, y)
+        model.train(x, y, steps=n)
         return time.perf_counter() - t
 
     for m in models.values():  # warm up: first calls, compiles, caches

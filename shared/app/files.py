@@ -34,3 +34,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def save_params(params, path: str | os.PathLike) -> None:
+    """Canonical params as an .npz (W0, b0, W1, b1, ...), written atomically."""
+    from ..params import npz_bytes
+    atomic_write_bytes(path, npz_bytes(params))

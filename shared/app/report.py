@@ -8,24 +8,26 @@ from pathlib import Path
 
 import numpy as np
 
-from . import registry
+from .. import registry
 from .files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .runner import RunResult
-from .spec import Spec
-from .tolerance import tolerance
+from ..spec import Spec
+from ..tolerance import NOISE_FACTOR, tolerance
 
 PLOTS = {"loss": "loss.png", "param_diff": "param_diff.png", "boundary": "boundary.png"}
 FLOOR = 1e-18  # exact agreement (0) is drawn here on log axes
 
 
 def verdict(r: RunResult, threshold: float) -> str:
+    """unavailable | error | diverged at step k | DISAGREES | <agreement>, converged | <agreement>, NOT converged,
+    where <agreement> is the tolerance policy's word: agrees, agrees within rounding noise, or ill-conditioned."""
     if r.error:
         return "unavailable" if "unavailable" in r.error else "error"
     if r.diverged_at is not None:
         return f"diverged at step {r.diverged_at + 1}"
-    if r.first_disagreement:
+    if not r.agrees:
         return "DISAGREES"
-    return "agrees, converged" if r.converged(threshold) else "agrees, NOT converged"
+    return f"{r.judgement.verdict}, {'converged' if r.converged(threshold) else 'NOT converged'}"
 
 
 def machine() -> dict:
@@ -41,7 +43,9 @@ def summary(name: str, spec: Spec, results: list[RunResult], threshold: float, w
             "final_loss": _num(r.final_loss), "accuracy": _num(r.accuracy), "steps_to_threshold": r.steps_to_threshold,
             "max_param_diff": _num(r.param_diff), "max_grad_diff": _num(r.grad_diff),
             "diverged_at_step": None if r.diverged_at is None else r.diverged_at + 1,
-            "first_disagreement": r.first_disagreement,
+            "first_disagreement": r.first_disagreement, "agreement": None if r.judgement is None else {
+                "status": r.judgement.verdict, "rounding_floor_measured": r.judgement.floor_measured,
+                "findings": [vars(f) for f in r.judgement.findings]},
             "train_seconds": None if r.history is None else round(r.history.wall_time, 4),
             "versions": registry.versions(entry) if entry else {},
         })
@@ -77,8 +81,10 @@ def notes(report: dict) -> list[str]:
     for r in report["implementations"]:
         if r["error"]:
             out.append(f"- {r['implementation']}: {r['error']}")
-        elif r["first_disagreement"]:
+        elif r["first_disagreement"] and r["verdict"] == "DISAGREES":
             out.append(f"- {r['implementation']} disagrees with the NumPy reference: {r['first_disagreement']}")
+        elif r["first_disagreement"]:
+            out.append(f"- {r['implementation']}: {r['first_disagreement']}")
         elif r["diverged_at_step"]:
             out.append(f"- {r['implementation']} diverged at step {r['diverged_at_step']} (loss became NaN or infinite)")
     return out
@@ -92,9 +98,10 @@ def markdown(report: dict, plots: list[str]) -> str:
              f"init {s['init']['scheme']} (seed {s['init']['seed']}).", "",
              table(report), "",
              f"Each implementation is compared with the NumPy reference in its own conventions, from the same initial "
-             f"weights. Tolerances ({s['dtype']}): params {tol['params']:g}, gradients {tol['gradient']:g} (relative), "
-             f"loss {tol['loss_atol']:g} + {tol['loss_rtol']:g}·|loss|. Converged: loss < {report['threshold']:g} "
-             f"and 4/4 correct.", ""]
+             f"weights. Tolerances ({s['dtype']}, relative to the largest magnitude involved): params {tol['params']:g}, "
+             f"gradients {tol['gradient']:g}, each step's loss {tol['loss']:g} of the largest loss so far; beyond that, "
+             f"a difference within {NOISE_FACTOR:g}x the run's rounding floor is rounding noise. Converged: loss < "
+             f"{report['threshold']:g} and 4/4 correct.", ""]
     lines += notes(report) + ([""] if notes(report) else [])
     lines += [f"![{name}]({file})" for name, file in PLOTS.items() if file in plots]
     m = report["machine"]
@@ -123,7 +130,7 @@ def write_plots(out: Path, results: list[RunResult]) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ran = [r for r in results if r.history is not None]
+    ran = [r for r in results if r.history is not None and r.run.grid_outputs is not None]
     if not ran:
         return []
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -144,12 +151,12 @@ def write_plots(out: Path, results: list[RunResult]) -> list[str]:
     ax.legend()
     _save(fig, out / PLOTS["param_diff"])
 
-    from .data import X, Y
-    g = np.linspace(0, 1, 101)
-    grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)  # (101*101, 2)
+    from ..data import X, Y
+    from .runner import GRID
+    g = np.linspace(0, 1, GRID)
     fig, axes = plt.subplots(1, len(ran), figsize=(3.2 * len(ran), 3.2), squeeze=False)
     for ax, r in zip(axes[0], ran):
-        z = r.model.forward(grid).reshape(101, 101)
+        z = r.run.grid_outputs.reshape(GRID, GRID)
         ax.set(title=r.name, xlim=(0, 1), ylim=(0, 1), aspect="equal")
         if not np.all(np.isfinite(z)):
             ax.text(0.5, 0.5, "diverged", ha="center", va="center")

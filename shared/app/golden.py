@@ -12,15 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import registry
-from .data import xor_data
-from .errors import XorRosettaError
+from .. import registry
+from ..data import xor_data
+from ..errors import XorRosettaError
 from .files import atomic_write_json
-from .params import flat, init_params
-from .presets import PRESETS, get_preset
-from .tolerance import tolerance
+from ..params import flat, init_params
+from ..presets import PRESETS, get_preset
+from ..tolerance import DISAGREES, classify, tolerance
 
-GOLDEN_DIR = Path(__file__).resolve().parent.parent / "results" / "golden"
 DTYPES = ("float64", "float32")
 CHECKPOINTS = (1, 10, 100, 1_000, 10_000)
 
@@ -49,15 +48,15 @@ def compute(case: Case) -> dict:
     spec = get_preset(case.preset).replace(dtype=case.dtype)
     ks = [k for k in CHECKPOINTS if k <= spec.steps]
     x, y = xor_data(case.dtype)
-    hist = cls(spec, init_params(spec)).train(x, y, ks)
+    hist = cls(spec, init_params(spec)).train(x, y, checkpoints=ks)
     return {"preset": case.preset, "implementation": case.impl, "dtype": case.dtype,
-            "versions": registry.versions(registry.REGISTRY[case.impl]),
+            "versions": registry.versions(registry.REGISTRY[case.impl]), "conventions": cls.conventions.to_dict(),
             "checkpoints": {str(k): {"loss": float(hist.loss[k - 1]),
                                      "params": {n: a.tolist() for n, a in flat(hist.checkpoints[k]).items()}}
                             for k in ks}}
 
 
-def load(case: Case, folder: Path = GOLDEN_DIR) -> dict:
+def load(case: Case, folder: Path) -> dict:
     path = folder / case.file
     if not path.is_file():
         raise XorRosettaError(f"golden file {path} is missing; create it with: xor-rosetta check --update")
@@ -69,35 +68,60 @@ def load(case: Case, folder: Path = GOLDEN_DIR) -> dict:
     return data
 
 
-def drift(case: Case, want: dict, got: dict) -> list[str]:
-    """Readable lines for every value outside the tolerance policy; empty when the case holds."""
+def drift(case: Case, want: dict, got: dict, floor=None) -> list[str]:
+    """Readable lines for every value that the tolerance policy calls a disagreement; empty when the case holds.
+
+    Losses are judged against the largest recorded loss up to that step, params against the largest recorded
+    |param| at that step; `floor` (a `xor_rosetta.reference.Floor` at the golden checkpoints), where given,
+    excuses a difference within the run's own rounding noise.
+    """
     tol, out = tolerance(case.dtype), []
     try:
-        for k, w in want["checkpoints"].items():
+        scale = 0.0
+        for k, w in sorted(want["checkpoints"].items(), key=lambda kv: int(kv[0])):
             g = got["checkpoints"].get(k)
             if g is None:
                 out.append(f"{case}: step {k} is in the golden file but was not run")
                 continue
-            wl, gl = float(w["loss"]), g["loss"]
-            if not abs(gl - wl) <= tol.loss_atol + tol.loss_rtol * abs(wl):
-                out.append(f"{case}: step {k} loss: expected {wl!r}, got {gl!r} (|Δ| {abs(gl - wl):.2g})")
-            for name, wv in w["params"].items():
-                wa, ga = np.asarray(wv, dtype=np.float64), np.asarray(g["params"].get(name, np.nan), dtype=np.float64)
+            wl, gl = float(w["loss"]), float(g["loss"])
+            scale = max(scale, abs(wl))
+            fl = None if floor is None else floor.loss[int(k) - 1]
+            if classify(abs(gl - wl), tol.loss * scale, fl) == DISAGREES:
+                out.append(f"{case}: step {k} loss: expected {wl!r}, got {gl!r} (|Δ| {abs(gl - wl):.2g} > "
+                           f"{tol.loss * scale:.2g})")
+            wants = {n: np.asarray(v, dtype=np.float64) for n, v in w["params"].items()}
+            allowed = tol.params * max(float(np.max(np.abs(a), initial=0.0)) for a in wants.values())
+            fl = None if floor is None else floor.params[int(k)]
+            for name, wa in wants.items():
+                ga = np.asarray(g["params"].get(name, np.nan), dtype=np.float64)
                 if wa.shape != ga.shape:
                     out.append(f"{case}: step {k} {name}: expected shape {wa.shape}, got {ga.shape}")
                     continue
                 d = np.abs(ga - wa)
-                if not np.all(d <= tol.params):
+                if np.any(classify(d, allowed, fl) == DISAGREES):
                     i = np.unravel_index(np.argmax(np.where(np.isnan(d), np.inf, d)), d.shape)
                     at = "[" + ",".join(map(str, i)) + "]"
                     out.append(f"{case}: step {k} {name}{at}: expected {wa[i]!r}, got {ga[i]!r} "
-                               f"(|Δ| {d[i]:.2g} > {tol.params:g})")
+                               f"(|Δ| {d[i]:.2g} > {allowed:.2g})")
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         out.append(f"{case}: golden file is malformed ({e!r}); recreate it with: xor-rosetta check --update")
     return out
 
 
-def write_all(results: dict[Case, dict], folder: Path = GOLDEN_DIR) -> None:
+def rounding_floor(case: Case, conventions: dict):
+    """How far one rounding per step moves the reference of this case, at the golden checkpoints."""
+    from ..interface import Conventions
+    from ..reference import Reference, rounding_floor as floor
+    spec = get_preset(case.preset).replace(dtype=case.dtype)
+    ks = [k for k in CHECKPOINTS if k <= spec.steps]
+    x, y = xor_data(case.dtype)
+    params, conv = init_params(spec), Conventions(**conventions)
+    with np.errstate(all="ignore"):
+        exact = Reference(spec, params, conv).train(x, y, checkpoints=ks)
+        return floor(spec, params, conv, exact, ks, x, y)
+
+
+def write_all(results: dict[Case, dict], folder: Path) -> None:
     """Replace the whole golden folder at once: never a half-written set."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     new = Path(tempfile.mkdtemp(prefix=".golden-new-", dir=folder.parent))

@@ -4,9 +4,9 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from .errors import SpecError
-from .presets import get_preset
-from .spec import Init, Spec
+from ..errors import SpecError
+from ..presets import get_preset
+from ..spec import Init, Spec
 
 
 def load_toml(path: str | Path) -> Spec:

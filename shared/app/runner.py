@@ -1,0 +1,183 @@
+"""Run implementations on a spec from shared initial weights, and judge them against the NumPy reference.
+
+Two halves, so that an implementation can run in a process of its own: `train_impl` runs one implementation and
+returns plain data only (NumPy arrays, numbers, strings: no framework object), and `judge_run` measures that
+against the reference (`xor_rosetta.reference.Reference`) by the tolerance policy.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .. import registry
+from ..compare import Judgement, accuracy, judge, max_abs_diff, max_rel_diff
+from ..data import xor_data
+from ..interface import Conventions, History
+from ..params import Params, check_params
+from ..reference import Reference, rounding_floor
+from ..spec import Spec
+from ..tolerance import AGREES
+
+DEFAULT_THRESHOLD = {"mse": 1e-6, "bce": 0.05}  # loss under which a run counts as converged
+GRID = 101  # the decision-boundary picture samples the unit square on a GRID x GRID lattice
+
+
+def checkpoints_for(steps: int, n: int = 16) -> list[int]:
+    """About n log-spaced steps from 1 to `steps`, always including 1, 10, 100, ... and `steps`."""
+    ks = set(np.unique(np.geomspace(1, steps, n).round().astype(int)).tolist())
+    ks |= {10 ** i for i in range(8) if 10 ** i <= steps} | {steps}
+    return sorted(ks)
+
+
+def boundary_grid() -> np.ndarray:
+    g = np.linspace(0, 1, GRID)
+    return np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)  # (GRID*GRID, 2)
+
+
+@dataclass
+class ImplRun:
+    """What one implementation produced: plain data only, so it can cross a process boundary."""
+    name: str
+    conventions: dict | None = None  # Conventions as a dict
+    error: str | None = None  # unavailable, or what went wrong
+    grads: Params | None = None  # at the initial weights
+    history: History | None = None
+    final_loss: float = float("nan")
+    outputs: np.ndarray | None = None  # (4, 1) after training
+    grid_outputs: np.ndarray | None = None  # (GRID*GRID,) after training, for the decision-boundary plot
+
+
+def train_impl(name: str, spec: Spec, params: Params, checkpoints: list[int], impl_spec: Spec | None = None,
+               grid: bool = True) -> ImplRun:
+    """Build `name` from `params`, take its gradients, train it, and report what it did.
+
+    `impl_spec` (tests only) gives the implementation another spec than its reference, to prove disagreement shows.
+    """
+    run = ImplRun(name)
+    try:
+        cls = registry.load(name)
+    except registry.UnavailableError as e:
+        run.error = str(e)
+        return run
+    run.conventions = cls.conventions.to_dict()
+    x, y = xor_data(spec.dtype)
+    try:
+        with np.errstate(all="ignore"):  # a diverging run overflows; that is reported, not warned about
+            model = cls(impl_spec or spec, params)
+            run.grads = model.gradients(x, y)
+            run.history = model.train(x, y, checkpoints=checkpoints)
+            run.final_loss = float(model.loss(x, y))
+            run.outputs = np.asarray(model.forward(x), dtype=np.float64)
+            if grid:
+                run.grid_outputs = np.asarray(model.forward(boundary_grid()), dtype=np.float64).reshape(-1)
+    except Exception as e:  # one implementation failing must not stop the others; it is reported and fails the run
+        run.error = f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    return run
+
+
+@dataclass
+class RunResult:
+    name: str
+    run: ImplRun | None = None
+    reference: History | None = None  # the NumPy reference in this implementation's conventions
+    error: str | None = None  # unavailable, or what went wrong
+    diverged_at: int | None = None  # first step (0-based) whose loss is NaN or infinite
+    final_loss: float = float("nan")
+    accuracy: float = float("nan")
+    steps_to_threshold: int | None = None
+    param_diff: float = float("nan")  # max |Δ params| vs the reference, over all checkpoints
+    param_diff_curve: dict[int, float] = field(default_factory=dict)  # checkpoint -> max |Δ params|
+    grad_diff: float = float("nan")  # max |Δ grad| / max |grad| at the initial weights
+    judgement: Judgement | None = None
+
+    @property
+    def history(self) -> History | None:
+        return None if self.run is None else self.run.history
+
+    @property
+    def agrees(self) -> bool:
+        """No error, no divergence, and not DISAGREES (rounding noise and ill-conditioning are not disagreement)."""
+        from ..tolerance import DISAGREES
+        return self.error is None and self.diverged_at is None and self.judgement is not None \
+            and self.judgement.status < DISAGREES
+
+    @property
+    def first_disagreement(self) -> str | None:
+        j = self.judgement
+        return None if j is None or j.status == AGREES else j.explanation
+
+    def converged(self, threshold: float) -> bool:
+        return self.agrees and self.final_loss < threshold and self.accuracy == 1.0
+
+
+def first_nonfinite(loss: np.ndarray) -> int | None:
+    bad = ~np.isfinite(loss)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+class References:
+    """Reference runs for one spec and set of initial weights, by conventions, computed once each; and their
+    rounding floors, measured only when a verdict needs them."""
+
+    def __init__(self, spec: Spec, params: Params, checkpoints: list[int]):
+        self.spec, self.params, self.checkpoints = spec, params, checkpoints
+        self.x, self.y = xor_data(spec.dtype)
+        self._runs, self._grads, self._floors = {}, {}, {}
+
+    def run(self, conv: Conventions) -> History:
+        if conv not in self._runs:
+            with np.errstate(all="ignore"):
+                ref = Reference(self.spec, self.params, conv)
+                self._grads[conv] = ref.gradients(self.x, self.y)
+                self._runs[conv] = ref.train(self.x, self.y, checkpoints=self.checkpoints)
+        return self._runs[conv]
+
+    def gradients(self, conv: Conventions) -> Params:
+        self.run(conv)
+        return self._grads[conv]
+
+    def floor(self, conv: Conventions):
+        if conv not in self._floors:
+            self._floors[conv] = rounding_floor(self.spec, self.params, conv, self.run(conv), self.checkpoints,
+                                                self.x, self.y)
+        return self._floors[conv]
+
+
+def judge_run(run: ImplRun, refs: References, threshold: float) -> RunResult:
+    """Measure one implementation's run against the reference in its own conventions."""
+    res = RunResult(run.name, run, error=run.error)
+    if run.error is not None:
+        return res
+    spec, ks = refs.spec, refs.checkpoints
+    conv = Conventions(**run.conventions)
+    res.reference = ref = refs.run(conv)
+    hist = run.history
+    res.diverged_at = first_nonfinite(hist.loss)
+    res.final_loss = run.final_loss
+    res.accuracy = accuracy(run.outputs, refs.y)
+    below = np.flatnonzero(hist.loss < threshold)
+    res.steps_to_threshold = int(below[0]) + 1 if below.size else None
+    res.grad_diff = max_rel_diff(run.grads, refs.gradients(conv))
+    for k in ks:
+        res.param_diff_curve[k] = max_abs_diff(hist.checkpoints[k], ref.checkpoints[k])
+    res.param_diff = max(res.param_diff_curve.values())
+    # judge the steps before either run stops being finite (divergence is reported as such)
+    stop = min(x for x in (first_nonfinite(hist.loss), first_nonfinite(ref.loss), len(hist.loss)) if x is not None)
+    finite_ks = [k for k in ks if k <= stop]
+    res.judgement = judge(spec.dtype, finite_ks, run.grads, refs.gradients(conv), hist.loss[:stop], ref.loss[:stop],
+                          hist.checkpoints, ref.checkpoints, floor=lambda: _cut(refs.floor(conv), stop))
+    return res
+
+
+def _cut(floor, stop):
+    return replace(floor, loss=None if floor.loss is None else floor.loss[:stop])
+
+
+def run_one(name: str, spec: Spec, params: Params, threshold: float, checkpoints: list[int],
+            impl_spec: Spec | None = None, references: References | None = None) -> RunResult:
+    """Train `name` in this process and judge it (the command line runs `train_impl` in a worker instead)."""
+    check_params(params, spec)
+    refs = references or References(spec, params, checkpoints)
+    return judge_run(train_impl(name, spec, params, checkpoints, impl_spec), refs, threshold)
