@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 
 from .params import Params
-from .tolerance import AGREES, DISAGREES, ILL, NOISE, NOISE_FACTOR, WORDS, classify, running_max, tolerance
+from .tolerance import AGREES, ILL, NOISE, NOISE_FACTOR, WORDS, classify, running_max, tolerance
 
 
 def max_abs(a: Params) -> float:

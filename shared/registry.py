@@ -1,51 +1,105 @@
-"""Implementations by name, imported lazily: a missing framework makes its entry unavailable, nothing more."""
+"""Implementations by name, imported lazily: a missing framework makes its entry unavailable, nothing more.
+
+A name is one of
+- a built-in (`ENTRIES`): numpy, torch, ...;
+- a plug-in that an installed package declares in the entry-point group `xor_rosetta.implementations`
+  (`my-mlp = "my_package.mlp:MyMLP"`);
+- `package.module:ClassName`, or `path/to/file.py:ClassName`, naming a class that implements
+  `xor_rosetta.interface.MLP` directly.
+"""
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
 import importlib.util
+import hashlib
+import sys
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import UnavailableError
 from .interface import MLP
+
+ENTRY_POINT_GROUP = "xor_rosetta.implementations"
+METHODS = ("forward", "loss", "gradients", "train", "params")  # what a class needs to be run (subclassing MLP helps)
 
 
 @dataclass(frozen=True)
 class Entry:
     name: str  # registry key, e.g. "torch"
-    module: str  # module that defines the class
+    module: str  # module that defines the class (or a path to a .py file, for `path.py:Class`)
     cls: str  # class name
     requires: tuple[str, ...]  # modules it imports
     dists: tuple[str, ...]  # distributions whose versions are reported
-    extra: str  # pyproject extra that installs them
+    extra: str  # pyproject extra that installs them ("" for a plug-in)
     summary: str
+    process: str = ""  # implementations with the same key may share one worker process (one import serves them)
+    env: tuple[tuple[str, str], ...] = ()  # environment its process needs before any import, e.g. KERAS_BACKEND
+    builtin: bool = True
 
     @property
     def install_hint(self) -> str:
+        if not self.extra:
+            return f"install the package that provides {self.module}"
         return f"pip install -c constraints.txt -e '.[{self.extra}]'"
 
+    @property
+    def process_key(self) -> str:
+        return self.process or self.name
 
+
+IMPLS = "xor_rosetta.implementations"
 ENTRIES = [
-    Entry("numpy", "xor_rosetta.implementations.numpy_mlp", "NumpyMLP", ("numpy",), ("numpy",), "dev",
-          "hand-written forward pass, backprop and optimizers"),
-    Entry("torch", "xor_rosetta.implementations.torch_mlp", "TorchMLP", ("torch",), ("torch",), "torch",
-          "nn.Sequential + torch.optim, zero_grad/backward/step"),
-    Entry("torch-compiled", "xor_rosetta.implementations.torch_compiled", "TorchCompiledMLP", ("torch",), ("torch",), "torch",
-          "fast: torch.func.grad_and_value and a functional torch.optim update in one torch.compile'd step"),
-    Entry("keras", "xor_rosetta.implementations.keras_mlp", "KerasMLP", ("keras", "tensorflow"), ("keras", "tensorflow-cpu"),
-          "keras", "keras.Sequential + compile/fit on the TensorFlow backend"),
-    Entry("keras-xla", "xor_rosetta.implementations.keras_xla", "KerasXlaMLP", ("keras", "tensorflow"),
-          ("keras", "tensorflow-cpu"), "keras", "fast: the same model, the whole loop in one XLA-compiled tf.function"),
+    Entry("numpy", f"{IMPLS}.numpy_mlp", "NumpyMLP", ("numpy",), ("numpy",), "", "hand-written forward pass, "
+          "backprop and optimizers", process="numpy"),
+    Entry("torch", f"{IMPLS}.torch_mlp", "TorchMLP", ("torch",), ("torch",), "torch",
+          "nn.Sequential + torch.optim, zero_grad/backward/step", process="torch"),
+    Entry("torch-compiled", f"{IMPLS}.torch_compiled", "TorchCompiledMLP", ("torch",), ("torch",), "torch",
+          "fast: torch.func.grad_and_value and a functional torch.optim update in one torch.compile'd step",
+          process="torch"),
+    Entry("keras", f"{IMPLS}.keras_mlp", "KerasMLP", ("keras", "tensorflow"), ("keras", "tensorflow-cpu"),
+          "keras", "keras.Sequential + compile/fit on the TensorFlow backend", process="keras-tensorflow",
+          env=(("KERAS_BACKEND", "tensorflow"),)),
+    Entry("keras-xla", f"{IMPLS}.keras_xla", "KerasXlaMLP", ("keras", "tensorflow"), ("keras", "tensorflow-cpu"),
+          "keras", "fast: the same model, the whole loop in one XLA-compiled tf.function", process="keras-tensorflow",
+          env=(("KERAS_BACKEND", "tensorflow"),)),
 ]
 REGISTRY: dict[str, Entry] = {e.name: e for e in ENTRIES}
 
 
+def plugins() -> list[Entry]:
+    """Implementations that installed packages declare in the `xor_rosetta.implementations` entry-point group."""
+    out = []
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in REGISTRY:
+            continue  # a built-in name cannot be taken over
+        module, _, cls = ep.value.partition(":")
+        dist = ep.dist.name if ep.dist is not None else ""
+        out.append(Entry(ep.name, module.strip(), cls.strip(), (), (dist,) if dist else (), "",
+                         f"plug-in from {dist or module}", builtin=False))
+    return out
+
+
+def all_entries() -> list[Entry]:
+    return ENTRIES + plugins()
+
+
 def get_entry(name: str) -> Entry:
-    try:
+    """The entry for a built-in name, a plug-in name, `module:Class` or `file.py:Class`."""
+    if name in REGISTRY:
         return REGISTRY[name]
-    except KeyError:
-        raise UnavailableError(f"unknown implementation {name!r}; choose one of: {', '.join(REGISTRY)}") from None
+    found = next((e for e in plugins() if e.name == name), None)
+    if found is not None:
+        return found
+    if ":" in name:
+        module, _, cls = name.rpartition(":")
+        if module and cls.isidentifier():
+            kind = "file" if module.endswith(".py") else "module"
+            return Entry(name, module, cls, (), (), "", f"{kind} {module}", builtin=False)
+    known = ", ".join([e.name for e in all_entries()])
+    raise UnavailableError(f"unknown implementation {name!r}; choose one of: {known}, or give "
+                           f"package.module:ClassName or path/to/file.py:ClassName")
 
 
 def missing(entry: Entry) -> list[str]:
@@ -66,7 +120,7 @@ def versions(entry: Entry) -> dict[str, str]:
         try:
             out[d] = importlib.metadata.version(d)
         except importlib.metadata.PackageNotFoundError:
-            if d == "tensorflow-cpu":  # the GPU-capable wheel serves as well
+            if d == "tensorflow-cpu":  # the GPU-capable wheel (and the macOS one) serves as well
                 try:
                     out["tensorflow"] = importlib.metadata.version("tensorflow")
                 except importlib.metadata.PackageNotFoundError:
@@ -75,10 +129,31 @@ def versions(entry: Entry) -> dict[str, str]:
 
 
 def unavailable_reason(entry: Entry) -> str | None:
+    """Why `entry` cannot run here, judged without importing it (None: it should load)."""
     gone = missing(entry)
     if gone:
         return f"{', '.join(gone)} not installed; install with: {entry.install_hint}"
+    if entry.module.endswith(".py") and not Path(entry.module).is_file():
+        return f"file {entry.module!r} does not exist"
     return None
+
+
+def _import(entry: Entry):
+    if not entry.module.endswith(".py"):
+        return importlib.import_module(entry.module)
+    path = Path(entry.module).resolve()
+    name = f"xor_rosetta_plugin_{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def load(name: str) -> type[MLP]:
@@ -87,9 +162,19 @@ def load(name: str) -> type[MLP]:
     reason = unavailable_reason(entry)
     if reason is None:
         try:
-            return getattr(importlib.import_module(entry.module), entry.cls)
+            cls = getattr(_import(entry), entry.cls)
         except ImportError as e:
             reason = f"import failed ({str(e).splitlines()[0]}); reinstall with: {entry.install_hint}"
+        except AttributeError:
+            reason = f"{entry.module} has no class {entry.cls!r}"
+        except Exception as e:  # a plug-in whose import raises must not break the others
+            reason = f"importing {entry.module} raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        else:
+            lacking = [m for m in METHODS if not callable(getattr(cls, m, None))]
+            if isinstance(cls, type) and not lacking:
+                return cls
+            reason = (f"{entry.module}:{entry.cls} does not implement xor_rosetta.interface.MLP "
+                      f"(missing: {', '.join(lacking) or 'a class'})")
     raise UnavailableError(f"implementation {name!r} is unavailable: {reason}")
 
 

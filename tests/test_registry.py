@@ -45,4 +45,5 @@ def test_unknown_implementation():
 
 def test_every_entry_names_its_framework():
     for entry in registry.ENTRIES:
-        assert entry.requires and entry.extra and entry.summary
+        assert entry.requires and entry.summary and entry.process
+        assert entry.extra or entry.requires == ("numpy",)  # numpy is the core dependency: no extra needed

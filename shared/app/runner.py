@@ -6,7 +6,6 @@ against the reference (`xor_rosetta.reference.Reference`) by the tolerance polic
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np

@@ -1,0 +1,29 @@
+"""`xor-rosetta bench`: speed of every variant; writes benchmarks.md, benchmarks.json and a plot."""
+from __future__ import annotations
+
+import json
+
+from ..cli import EXIT_OK, writable_dir
+
+NAME, HELP = "bench", "speed of every variant; writes benchmarks.md/.json and a plot"
+
+
+def add_arguments(sp) -> None:
+    sp.add_argument("--quick", action="store_true", help="a run of under a minute (fewer rounds, smaller sweep)")
+    sp.add_argument("--out", metavar="DIR", help="output folder (default: results/ of the checkout, else ./results)")
+
+
+def run(a) -> int:
+    from .. import bench
+    from ..progress import Progress
+
+    from ..project import results_dir
+    out = writable_dir(results_dir(a.out))
+    with Progress(7, enabled=not a.quiet) as bar:
+        steps = iter(range(1, 8))
+        report = bench.run(a.quick, out, progress=lambda label: bar.update(label, next(steps, 7)))
+    if a.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print((out / "benchmarks.md").read_text())
+    return EXIT_OK

@@ -1,0 +1,81 @@
+"""`xor-rosetta check`: re-run the golden cases and compare with the golden files."""
+from __future__ import annotations
+
+import json
+import sys
+
+from ... import registry
+from ...errors import XorRosettaError
+from ..cli import EXIT_FAIL, EXIT_OK, impl_names
+
+NAME, HELP = "check", "re-run the golden cases and compare with results/golden/"
+
+
+def add_arguments(sp) -> None:
+    sp.add_argument("--update", action="store_true", help="rewrite the golden files (the only command that does)")
+    sp.add_argument("--impls", metavar="a,b,...", help="implementations to check (default: all)")
+    sp.add_argument("--golden-dir", metavar="DIR", help="the golden folder (default: results/golden of the checkout "
+                    "around the working directory; else the installed package's copy, read-only)")
+
+
+def run(a) -> int:
+    from .. import golden
+    from ..progress import Progress
+
+    from ..project import golden_dir
+    folder = golden_dir(a.golden_dir, write=a.update)
+    all_cases = golden.cases(impl_names(a.impls))
+    runnable = [c for c in all_cases if registry.unavailable_reason(registry.REGISTRY[c.impl]) is None]
+    skipped = sorted({c.impl for c in all_cases} - {c.impl for c in runnable})
+    if not a.update:
+        wants = {c: golden.load(c, folder) for c in runnable}  # missing or corrupt files are bad input
+    got = {}
+    with Progress(len(runnable), enabled=not a.quiet) as bar:
+        for i, c in enumerate(runnable):
+            bar.update(f"running {c}", i)
+            got[c] = golden.compute(c)
+    for impl in skipped:
+        print(f"skipped {impl}: {registry.unavailable_reason(registry.REGISTRY[impl])}")
+    if a.update:
+        return _update(golden, folder, got)
+    problems = []
+    for c in runnable:
+        lines = golden.drift(c, wants[c], got[c])
+        if lines:  # over the tolerance: is it within this run's own rounding noise?
+            lines = golden.drift(c, wants[c], got[c], golden.rounding_floor(c, got[c]["conventions"]))
+        problems += lines
+    for c in runnable:
+        if wants[c].get("versions") != got[c]["versions"]:
+            print(f"note: {c} was recorded with {wants[c].get('versions')}, now {got[c]['versions']}")
+    if a.json:
+        print(json.dumps({"cases": [str(c) for c in runnable], "skipped": skipped, "drift": problems}, indent=2))
+    for line in problems:
+        print(f"DRIFT {line}", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} golden value(s) drifted; if the change is intended: xor-rosetta check --update",
+              file=sys.stderr)
+        return EXIT_FAIL
+    print(f"all {len(runnable)} golden cases hold ({folder})")
+    return EXIT_OK
+
+
+def _update(golden, folder, got) -> int:
+    results = dict(got)
+    for c in golden.cases():  # keep the cases not re-run here (filtered out, or framework missing)
+        if c not in results and (folder / c.file).is_file():
+            try:
+                results[c] = golden.load(c, folder)
+            except XorRosettaError as e:
+                print(f"dropping {c}: {e}")
+    changes = []
+    for c, data in got.items():
+        try:
+            lines = golden.drift(c, golden.load(c, folder), data)
+            changes.append(f"{c}: {'unchanged' if not lines else f'changed ({len(lines)} values)'}")
+            changes += [f"  {line}" for line in lines[:5]]
+        except XorRosettaError:
+            changes.append(f"{c}: new")
+    golden.write_all(results, folder)
+    print("\n".join(changes))
+    print(f"wrote {len(results)} golden files to {folder}")
+    return EXIT_OK

@@ -1,0 +1,72 @@
+"""`xor-rosetta compare`: every implementation from one set of initial weights, judged against the reference."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from ...errors import XorRosettaError
+from ..cli import EXIT_FAIL, EXIT_OK, add_spec_options, impl_names, writable_dir
+
+NAME, HELP = "compare", "train implementations from the same weights and compare with the NumPy reference"
+
+
+def add_arguments(sp) -> None:
+    sp.add_argument("--impls", metavar="a,b,...", help="implementations to run (default: all)")
+    sp.add_argument("--threshold", type=float, help="convergence loss (default 1e-6 for mse, 0.05 for bce)")
+    sp.add_argument("--test-perturb", help=argparse.SUPPRESS)  # tests: NAME:lr=VALUE
+    add_spec_options(sp)
+
+
+def run(a) -> int:
+    from ..config import choose_spec
+    from ...params import init_params
+    from ..progress import Progress
+    from ..report import summary, table, notes, write
+    from ..runner import DEFAULT_THRESHOLD, References, checkpoints_for, run_one
+
+    name, spec = choose_spec(a.preset, a.config, dtype=a.dtype, steps=a.steps, init=a.init)
+    names = impl_names(a.impls)
+    out = writable_dir(a.out or f"runs/compare-{name}")
+    threshold = a.threshold if a.threshold is not None else DEFAULT_THRESHOLD[spec.loss]
+    params = init_params(spec)  # one set of initial weights for everyone
+    ks = checkpoints_for(spec.steps)
+    perturbed = _perturbation(a.test_perturb, spec)
+    start, results, references = time.perf_counter(), [], References(spec, params, ks)
+    with Progress(len(names), enabled=not a.quiet) as bar:
+        for i, n in enumerate(names):
+            bar.update(f"training {n}", i)
+            results.append(run_one(n, spec, params, threshold, ks, impl_spec=perturbed.get(n), references=references))
+    report = summary(name, spec, results, threshold, time.perf_counter() - start)
+    write(out, report, results)
+    if a.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(table(report))
+        for line in notes(report):
+            print(line)
+        print(f"wrote {out}/report.md, report.json and plots" if report.get("plots") else
+              f"wrote {out}/report.md, report.json ({report.get('plots_skipped', 'no plots')})")
+    bad = [r for r in report["implementations"] if not (r["verdict"].endswith(", converged") or r["verdict"] == "unavailable")]
+    for r in bad:
+        why = r["first_disagreement"] or r["error"] or r["verdict"]
+        if r["verdict"].endswith(", NOT converged"):
+            why = (f"did not converge: final loss {r['final_loss']:.3g} (threshold {threshold:g}), "
+                   f"{round(r['accuracy'] * 4)}/4 correct")
+        print(f"FAIL: {r['implementation']}: {why}", file=sys.stderr)
+    return EXIT_OK if not bad else EXIT_FAIL
+
+
+def _perturbation(arg: str | None, spec) -> dict:
+    """--test-perturb NAME:lr=VALUE gives one implementation another learning rate (tests only)."""
+    if not arg:
+        return {}
+    try:
+        name, rest = arg.split(":", 1)
+        key, value = rest.split("=", 1)
+        assert key == "lr"
+        from dataclasses import replace
+        return {name: spec.replace(optimizer=replace(spec.optimizer, lr=float(value)))}
+    except (ValueError, AssertionError):
+        raise XorRosettaError(f"--test-perturb takes NAME:lr=VALUE, got {arg!r}") from None
