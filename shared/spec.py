@@ -13,6 +13,8 @@ OPTIMIZERS = ("sgd", "adam")
 INITS = ("seed-uniform", "glorot-uniform", "file")
 DTYPES = ("float32", "float64")
 N_INPUTS, N_OUTPUTS = 2, 1  # XOR: two inputs, one output
+MAX_STEPS = 1_000_000_000  # the loss history alone is 8 GB, and ~17 minutes at the fastest variant's ~1 µs/step
+MAX_SEED = 2**32 - 1  # NumPy's legacy seeding (np.random.seed, RandomState) takes 0 .. 2**32 - 1
 
 
 def _choice(what: str, value, options) -> None:
@@ -63,8 +65,15 @@ class Init:
     def __post_init__(self):
         _choice("init scheme", self.scheme, INITS)
         _number("init.seed", self.seed, positive=False, integer=True)
+        if self.seed > MAX_SEED:
+            raise SpecError(f"init.seed must be at most {MAX_SEED:,} (2**32 - 1, NumPy's seed range), got {self.seed}")
         if (self.scheme == "file") != (self.path is not None):
             raise SpecError('init.path is required with init.scheme = "file", and only then')
+        if self.path is not None:
+            if not isinstance(self.path, str) or not self.path:
+                raise SpecError(f"init.path must be a file name (a string), got {self.path!r}")
+            if "\0" in self.path:
+                raise SpecError(f"init.path must not contain a NUL character, got {self.path!r}")
 
 
 @dataclass(frozen=True)
@@ -95,7 +104,8 @@ class Spec:
         _choice("loss", self.loss, LOSSES)
         if self.loss == "bce" and self.activations[-1] != "sigmoid":
             raise SpecError(f'loss "bce" needs a sigmoid output activation, got {self.activations[-1]!r}')
-        _number("steps", self.steps, integer=True)
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 1 <= self.steps <= MAX_STEPS:
+            raise SpecError(f"steps must be a whole number from 1 to {MAX_STEPS:,} (the maximum), got {self.steps!r}")
         if self.batch_size is not None:
             _number("batch_size", self.batch_size, integer=True)
             if self.batch_size > 4:

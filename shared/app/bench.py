@@ -185,11 +185,12 @@ def run(quick: bool, out: Path, progress=None) -> dict:
 
 
 def write(out: Path, report: dict) -> None:
-    from .files import atomic_write_json, atomic_write_text
+    from .files import FileSet
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "benchmarks.json", report)
-    plot = _plot(out, report)
-    atomic_write_text(out / "benchmarks.md", markdown(report, plot))
+    with FileSet(out, family=("benchmarks.json", "benchmarks.md", "bench_scaling.png")) as files:  # one set
+        files.write_json("benchmarks.json", report)
+        plot = _plot(files, report)
+        files.write("benchmarks.md", markdown(report, plot))
 
 
 def markdown(r: dict, plot: str | None) -> str:
@@ -247,14 +248,14 @@ def _cell(row) -> str:
     return f"{row['us_per_step']:.1f} ({row['gflops']:.2g}, {100 * row['fraction_of_peak']:.2g}%)"
 
 
-def _plot(out: Path, r: dict) -> str | None:
+def _plot(files, r: dict) -> str | None:
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    from .report import _save
+    from .report import _png
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for n in r["variants"]:
         pts = sorted((row["flops"], row["us_per_step"]) for row in r["sweep"] if row["variant"] == n and row["us_per_step"])
@@ -263,7 +264,7 @@ def _plot(out: Path, r: dict) -> str | None:
     ax.set(xscale="log", yscale="log", xlabel="FLOPs per step (matmuls)", ylabel="µs per step",
            title="Scaling: 2-H-1 MLP, full batch, float32")
     ax.legend()
-    _save(fig, out / "bench_scaling.png")
+    files.write("bench_scaling.png", _png(fig))
     return "bench_scaling.png"
 
 

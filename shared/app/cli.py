@@ -1,24 +1,27 @@
 """The `xor-rosetta` command line. Each subcommand is a module of `xor_rosetta.app.commands` with NAME, HELP,
 `add_arguments(parser)` and `run(args) -> exit status`; this module parses, dispatches and turns errors into
-one-line messages."""
+one-line messages.
+
+`main` installs its signal handlers before it imports anything heavy (NumPy, the frameworks): this module imports
+only the standard library at the top, so that Ctrl-C at any moment ends in one line, never a traceback.
+"""
 from __future__ import annotations
 
 import argparse
-import importlib
+import math
 import signal
 import sys
-import tempfile
 from pathlib import Path
 
-from .. import registry
-from ..errors import XorRosettaError
-from ..presets import PRESETS
-
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_PIPE = 130, 143, 141  # 128 + SIGINT, SIGTERM, SIGPIPE, as the shell reports
 COMMANDS = ["listing", "train", "compare", "check", "bench"]  # modules of xor_rosetta.app.commands, in --help order
 
 
 def writable_dir(path: str | Path) -> Path:
+    import tempfile
+
+    from ..errors import XorRosettaError
     out = Path(path)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -30,23 +33,59 @@ def writable_dir(path: str | Path) -> Path:
 
 
 def impl_names(arg: str | None) -> list[str]:
-    """The implementations named by --impls a,b,... (default: all); unknown names are bad input."""
-    if not arg:
+    """The implementations named by --impls a,b,... (default, when the flag is absent: all). Naming none, or one
+    twice, or an unknown one, is bad input."""
+    from .. import registry
+    from ..errors import XorRosettaError
+    if arg is None:
         return list(registry.REGISTRY)
     names = [n.strip() for n in arg.split(",") if n.strip()]
+    if not names:
+        raise XorRosettaError(f"--impls names no implementation (got {arg!r}); give a,b,... or leave it out for all")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise XorRosettaError(f"--impls names {', '.join(map(repr, twice))} more than once")
     for n in names:
         registry.get_entry(n)
     return names
 
 
+def steps_value(text: str) -> int:
+    """--steps: a whole number (1000000, or 1e6); its range is the spec's (1 .. spec.MAX_STEPS)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not math.isfinite(v) or v != int(v):
+        raise argparse.ArgumentTypeError(f"expected a whole number of steps, got {text!r}")
+    return int(v)
+
+
+def threshold_value(text: str) -> float:
+    """--threshold: a finite loss > 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite loss > 0, got {text!r}")
+    return v
+
+
 def add_spec_options(sp) -> None:
     """Where the experiment comes from, and the overrides: train and compare."""
+    from ..presets import PRESETS
     src = sp.add_mutually_exclusive_group(required=True)
     src.add_argument("--preset", metavar="NAME", help=f"a named experiment: {', '.join(PRESETS)}")
     src.add_argument("--config", metavar="FILE.toml", help="an experiment file (see README)")
     sp.add_argument("--init", metavar="FILE.npz", help="initial weights W0, b0, W1, b1, ... (shapes checked)")
     sp.add_argument("--dtype", metavar="float32|float64", help="override the spec's dtype")
-    sp.add_argument("--steps", type=int, metavar="N", help="override the spec's number of steps")
+    sp.add_argument("--steps", type=steps_value, metavar="N", help="override the spec's number of steps "
+                    "(at most 1,000,000,000)")
     sp.add_argument("--out", metavar="DIR", help="output folder")
 
 
@@ -56,6 +95,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
+    import importlib
     p = Parser(prog="xor-rosetta", description="The XOR MLP in NumPy, PyTorch and Keras, side by side: train, "
                                                "compare against the NumPy reference, check golden values.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -73,26 +113,94 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _on_sigterm(signum, frame):
-    raise SystemExit(143)
+    raise SystemExit(EXIT_TERMINATED)
+
+
+def _say(line: str) -> None:
+    """One line on stderr, whatever state stderr is in."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _streams() -> None:
+    """Text that the terminal's encoding cannot show is escaped (\\u0394), not an error."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (`| head -1`): stop quietly, as other Unix tools do."""
+    import os
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the final flush at exit has somewhere to go
+    except (OSError, ValueError, AttributeError):
+        pass
+    return EXIT_PIPE
 
 
 def main(argv=None) -> int:
-    a = parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)  # first of all: before any heavy import
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
-        return a.func(a)
-    except XorRosettaError as e:
-        if a.debug:
-            raise
-        print(f"xor-rosetta: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("xor-rosetta: interrupted; earlier results are intact", file=sys.stderr)
-        return 130
-    except SystemExit as e:
-        if e.code == 143:
-            print("xor-rosetta: terminated; earlier results are intact", file=sys.stderr)
+        _streams()
+        status = _run(argv, debug)
+    except SystemExit:  # --help, a usage error, SIGTERM
+        _flush()
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)  # main() may be called in-process (tests)
+    return _flush() or status
+
+
+def _flush() -> int | None:
+    """Flush stdout now, so that a reader that went away is noticed here and not as a traceback at exit."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _stdout_closed()
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _run(argv, debug: bool) -> int:
+    try:
+        from ..errors import XorRosettaError
+        a = parser().parse_args(argv)
+        debug = a.debug
+        try:
+            return a.func(a)
+        except XorRosettaError as e:
+            if debug:
+                raise
+            _say(f"xor-rosetta: error: {e}")
+            return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        _say("xor-rosetta: interrupted; earlier results are intact")
+        return EXIT_INTERRUPTED
+    except SystemExit as e:
+        if e.code == EXIT_TERMINATED:
+            _say("xor-rosetta: terminated; earlier results are intact")
+        raise
+    except BrokenPipeError:
+        return _stdout_closed()
+    except MemoryError:
+        if debug:
+            raise
+        _say("xor-rosetta: error: out of memory; use fewer steps (--steps) or smaller layers")
+        return EXIT_BAD_INPUT
+    except OSError as e:  # the file system refused: full, read-only, gone
+        if debug:
+            raise
+        where = f" ({e.filename})" if e.filename else ""
+        _say(f"xor-rosetta: error: {e.strerror or e}{where}")
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

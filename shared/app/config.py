@@ -6,23 +6,43 @@ from pathlib import Path
 
 from ..errors import SpecError
 from ..presets import get_preset
+from ..params import regular_file
 from ..spec import Init, Spec
 
 
+MAX_CONFIG_BYTES = 1 << 20  # an experiment file is a few hundred bytes; anything near this is not one
+
+
 def load_toml(path: str | Path) -> Spec:
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"config file {str(path)!r} does not exist")
+    path, size = regular_file(path, "config file", SpecError)
+    where = f"config file {str(path)!r}"
+    if size > MAX_CONFIG_BYTES:
+        raise SpecError(f"{where} is {size:,} bytes; an experiment file is at most {MAX_CONFIG_BYTES:,}")
     try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise SpecError(f"config file {str(path)!r} is not valid TOML: {e}") from None
-    if isinstance(data.get("init"), dict) and "path" in data["init"]:  # relative to the config file
-        data["init"]["path"] = str((path.parent / data["init"]["path"]).resolve())
+        raw = path.read_bytes()[:MAX_CONFIG_BYTES + 1]
+    except OSError as e:
+        raise SpecError(f"{where} cannot be read ({e.strerror})") from None
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark, as some Windows editors write, is not TOML
+        data = tomllib.loads(text)
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{where} is not UTF-8 text (byte {e.start}: {raw[e.start:e.start + 1]!r})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{where} is not valid TOML: {e}") from None
+    except RecursionError:
+        raise SpecError(f"{where} is not an experiment file: its values are nested too deeply") from None
+    init = data.get("init")
+    if isinstance(init, dict) and "path" in init:  # relative to the config file
+        if not isinstance(init["path"], str) or not init["path"] or "\0" in init["path"]:
+            raise SpecError(f"{where}: init.path must be a file name (a string without NUL characters), "
+                            f"got {init['path']!r}")
+        init["path"] = str(path.parent.resolve() / init["path"])
     try:
         return Spec.from_dict(data)
     except TypeError as e:  # a wrongly typed value that the dataclass itself rejected
-        raise SpecError(f"config file {str(path)!r}: {e}") from None
+        raise SpecError(f"{where}: {e}") from None
+    except SpecError as e:
+        raise SpecError(f"{where}: {e}") from None
 
 
 def choose_spec(preset: str | None, config: str | None, *, dtype=None, steps=None, init=None) -> tuple[str, Spec]:
@@ -38,6 +58,7 @@ def choose_spec(preset: str | None, config: str | None, *, dtype=None, steps=Non
     if init is not None:
         changes["init"] = Init("file", path=str(init))
     return name, spec.replace(**changes) if changes else spec
+
 
 
 def _toml_value(v) -> str:

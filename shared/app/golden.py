@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 from .. import registry
 from ..data import xor_data
 from ..errors import XorRosettaError
-from .files import atomic_write_json
+from .files import atomic_write_json, new_dir_beside, replace_dir
 from ..params import flat, init_params
 from ..presets import PRESETS, get_preset
 from ..tolerance import DISAGREES, classify, tolerance
@@ -122,20 +121,14 @@ def rounding_floor(case: Case, conventions: dict):
 
 
 def write_all(results: dict[Case, dict], folder: Path) -> None:
-    """Replace the whole golden folder at once: never a half-written set."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    new = Path(tempfile.mkdtemp(prefix=".golden-new-", dir=folder.parent))
-    old = folder.parent / f".golden-old-{new.name}"
+    """Replace the whole golden folder at once: never a half-written set (files.replace_dir: concurrent updates
+    take turns, and each leaves a complete set)."""
+    new = new_dir_beside(folder)
     try:
         for case, data in results.items():
             atomic_write_json(new / case.file, data)
         new.chmod(0o755)
-        if folder.exists():
-            folder.rename(old)
-        new.rename(folder)
+        replace_dir(new, folder)
     except BaseException:
-        if old.exists() and not folder.exists():
-            old.rename(folder)  # put the previous set back
         shutil.rmtree(new, ignore_errors=True)
         raise
-    shutil.rmtree(old, ignore_errors=True)

@@ -21,6 +21,8 @@ from ..tolerance import AGREES
 
 DEFAULT_THRESHOLD = {"mse": 1e-6, "bce": 0.05}  # loss under which a run counts as converged
 GRID = 101  # the decision-boundary picture samples the unit square on a GRID x GRID lattice
+GRID_CHUNK_BYTES = 64 << 20  # the grid goes through the model in chunks: one layer's activations stay under this
+# (not much less: chunks under glibc's 32 MB mmap threshold made torch's RSS grow by one chunk a call, to 8 GB)
 
 
 def checkpoints_for(steps: int, n: int = 16) -> list[int]:
@@ -46,6 +48,7 @@ class ImplRun:
     final_loss: float = float("nan")
     outputs: np.ndarray | None = None  # (4, 1) after training
     grid_outputs: np.ndarray | None = None  # (GRID*GRID,) after training, for the decision-boundary plot
+    diverged: bool = False  # `error` was raised on NaN or infinite values (torch's BCELoss does): divergence
 
 
 def train_impl(name: str, spec: Spec, params: Params, checkpoints: list[int], impl_spec: Spec | None = None,
@@ -62,6 +65,7 @@ def train_impl(name: str, spec: Spec, params: Params, checkpoints: list[int], im
         return run
     run.conventions = cls.conventions.to_dict()
     x, y = xor_data(spec.dtype)
+    model = None
     try:
         with np.errstate(all="ignore"):  # a diverging run overflows; that is reported, not warned about
             model = cls(impl_spec or spec, params)
@@ -70,10 +74,31 @@ def train_impl(name: str, spec: Spec, params: Params, checkpoints: list[int], im
             run.final_loss = float(model.loss(x, y))
             run.outputs = np.asarray(model.forward(x), dtype=np.float64)
             if grid:
-                run.grid_outputs = np.asarray(model.forward(boundary_grid()), dtype=np.float64).reshape(-1)
+                run.grid_outputs = grid_outputs(model, spec)
     except Exception as e:  # one implementation failing must not stop the others; it is reported and fails the run
         run.error = f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        run.diverged = _nonfinite(model, x)
     return run
+
+
+def grid_outputs(model, spec: Spec) -> np.ndarray:
+    """The model's outputs on the boundary grid, (GRID*GRID,), in chunks small enough for any width."""
+    points = boundary_grid()
+    rows = max(1, GRID_CHUNK_BYTES // (8 * max(spec.layers)))
+    return np.concatenate([np.asarray(model.forward(points[i:i + rows]), dtype=np.float64).reshape(-1)
+                           for i in range(0, len(points), rows)])
+
+
+def _nonfinite(model, x) -> bool:
+    """Whether a model that raised holds NaN or infinite params or outputs (then what it raised is divergence)."""
+    if model is None:
+        return False
+    try:
+        with np.errstate(all="ignore"):
+            values = [a for Wb in model.params() for a in Wb] + [np.asarray(model.forward(x), dtype=np.float64)]
+        return not all(np.all(np.isfinite(a)) for a in values)
+    except Exception:
+        return False
 
 
 @dataclass
@@ -139,8 +164,9 @@ class References:
 
     def floor(self, conv: Conventions):
         if conv not in self._floors:
-            self._floors[conv] = rounding_floor(self.spec, self.params, conv, self.run(conv), self.checkpoints,
-                                                self.x, self.y)
+            with np.errstate(all="ignore"):  # a diverging run overflows; that is reported, not warned about
+                self._floors[conv] = rounding_floor(self.spec, self.params, conv, self.run(conv), self.checkpoints,
+                                                    self.x, self.y)
         return self._floors[conv]
 
 
@@ -148,6 +174,11 @@ def judge_run(run: ImplRun, refs: References, threshold: float) -> RunResult:
     """Measure one implementation's run against the reference in its own conventions."""
     res = RunResult(run.name, run, error=run.error)
     if run.error is not None:
+        if run.diverged and run.conventions is not None:
+            # it raised on non-finite values: divergence, where the reference diverges too (reported at its step)
+            stop = first_nonfinite(refs.run(Conventions(**run.conventions)).loss)
+            if stop is not None:
+                res.error, res.diverged_at = None, stop
         return res
     spec, ks = refs.spec, refs.checkpoints
     conv = Conventions(**run.conventions)
@@ -164,6 +195,8 @@ def judge_run(run: ImplRun, refs: References, threshold: float) -> RunResult:
     res.param_diff = max(res.param_diff_curve.values())
     # judge the steps before either run stops being finite (divergence is reported as such)
     stop = min(x for x in (first_nonfinite(hist.loss), first_nonfinite(ref.loss), len(hist.loss)) if x is not None)
+    if stop == 0:  # non-finite from the first step: gradients and losses alike; nothing to judge but the divergence
+        return res
     finite_ks = [k for k in ks if k <= stop]
     res.judgement = judge(spec.dtype, finite_ks, run.grads, refs.gradients(conv), hist.loss[:stop], ref.loss[:stop],
                           hist.checkpoints, ref.checkpoints, floor=lambda: _cut(refs.floor(conv), stop))

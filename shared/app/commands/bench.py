@@ -1,8 +1,8 @@
 """`xor-rosetta bench`: speed of every variant; writes benchmarks.md, benchmarks.json and a plot."""
 from __future__ import annotations
 
-import json
 
+from ..files import json_text
 from ..cli import EXIT_OK, writable_dir
 
 NAME, HELP = "bench", "speed of every variant; writes benchmarks.md/.json and a plot"
@@ -23,7 +23,7 @@ def run(a) -> int:
         steps = iter(range(1, 8))
         report = bench.run(a.quick, out, progress=lambda label: bar.update(label, next(steps, 7)))
     if a.json:
-        print(json.dumps(report, indent=2))
+        print(json_text(report))
     else:
         print((out / "benchmarks.md").read_text())
     return EXIT_OK

@@ -1,11 +1,11 @@
 """`xor-rosetta check`: re-run the golden cases and compare with the golden files."""
 from __future__ import annotations
 
-import json
 import sys
 
 from ... import registry
 from ...errors import XorRosettaError
+from ..files import json_text
 from ..cli import EXIT_FAIL, EXIT_OK, impl_names
 
 NAME, HELP = "check", "re-run the golden cases and compare with results/golden/"
@@ -48,7 +48,7 @@ def run(a) -> int:
         if wants[c].get("versions") != got[c]["versions"]:
             print(f"note: {c} was recorded with {wants[c].get('versions')}, now {got[c]['versions']}")
     if a.json:
-        print(json.dumps({"cases": [str(c) for c in runnable], "skipped": skipped, "drift": problems}, indent=2))
+        print(json_text({"cases": [str(c) for c in runnable], "skipped": skipped, "drift": problems}))
     for line in problems:
         print(f"DRIFT {line}", file=sys.stderr)
     if problems:

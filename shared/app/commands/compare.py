@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
@@ -25,9 +24,12 @@ def run(a) -> int:
     from ..progress import Progress
     from ..report import summary, table, notes, write
     from ..runner import DEFAULT_THRESHOLD, References, checkpoints_for, run_one
+    from ..files import json_text
+    from ..resources import check_fits
 
     name, spec = choose_spec(a.preset, a.config, dtype=a.dtype, steps=a.steps, init=a.init)
     names = impl_names(a.impls)
+    check_fits(spec, len(names))  # a run that would not fit in memory stops here, before it starts
     out = writable_dir(a.out or f"runs/compare-{name}")
     threshold = a.threshold if a.threshold is not None else DEFAULT_THRESHOLD[spec.loss]
     params = init_params(spec)  # one set of initial weights for everyone
@@ -41,7 +43,7 @@ def run(a) -> int:
     report = summary(name, spec, results, threshold, time.perf_counter() - start)
     write(out, report, results)
     if a.json:
-        print(json.dumps(report, indent=2))
+        print(json_text(report))
     else:
         print(table(report))
         for line in notes(report):

@@ -1,9 +1,9 @@
 """`xor-rosetta list`: every implementation, its versions, and why one is unavailable."""
 from __future__ import annotations
 
-import json
 
 from ... import registry
+from ..files import json_text
 from ..cli import EXIT_OK
 
 NAME, HELP = "list", "implementations, versions, availability"
@@ -20,7 +20,7 @@ def run(a) -> int:
         rows.append({"name": e.name, "available": reason is None, "versions": registry.versions(e),
                      "summary": e.summary, "reason": reason, "install": e.install_hint})
     if a.json:
-        print(json.dumps(rows, indent=2))
+        print(json_text(rows))
         return EXIT_OK
     for r in rows:
         v = ", ".join(f"{k} {x}" for k, x in r["versions"].items()) or "not installed"

@@ -1,7 +1,6 @@
 """`xor-rosetta train`: one implementation, one run; writes history.json and params.npz."""
 from __future__ import annotations
 
-import json
 import time
 
 from ... import registry
@@ -17,14 +16,15 @@ def add_arguments(sp) -> None:
 
 def run(a) -> int:
     from ..config import choose_spec
-    from ..files import atomic_write_json
-    from ...params import init_params
-    from ..files import save_params
+    from ..files import json_text, write_set
+    from ...params import init_params, npz_bytes
     from ..runner import first_nonfinite
     from ...data import xor_data
 
     registry.get_entry(a.impl)
     name, spec = choose_spec(a.preset, a.config, dtype=a.dtype, steps=a.steps, init=a.init)
+    from ..resources import check_fits
+    check_fits(spec, 1, compare=False)  # a run that would not fit in memory stops here, before it starts
     cls = registry.load(a.impl)
     out = writable_dir(a.out or f"runs/train-{a.impl}-{name}")
     params = init_params(spec)
@@ -41,11 +41,10 @@ def run(a) -> int:
     record = {"name": name, "implementation": a.impl, "spec": spec.to_dict(),
               "versions": registry.versions(registry.REGISTRY[a.impl]), "wall_seconds": round(wall, 4),
               "final_loss": float(model.loss(x, y)), "diverged_at_step": None if diverged is None else diverged + 1,
-              "loss": [float(v) for v in hist.loss]}
-    save_params(model.params(), out / "params.npz")
-    atomic_write_json(out / "history.json", record)
+              "loss": hist.loss}  # written in chunks, NaN and infinities as null
+    write_set(out, {"params.npz": npz_bytes(model.params()), "history.json": record})  # one set
     if a.json:
-        print(json.dumps({k: v for k, v in record.items() if k != "loss"} | {"out": str(out)}, indent=2))
+        print(json_text({k: v for k, v in record.items() if k != "loss"} | {"out": str(out)}))
     else:
         status = f"diverged at step {diverged + 1}" if diverged is not None else f"final loss {record['final_loss']:.3g}"
         print(f"{a.impl} on {name}: {spec.steps:,} steps in {wall:.2f} s, {status}; wrote {out}/history.json, params.npz")
