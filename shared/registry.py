@@ -13,6 +13,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import hashlib
+import os
 import sys
 import warnings
 from dataclasses import dataclass
@@ -161,6 +162,8 @@ def load(name: str) -> type[MLP]:
     entry = get_entry(name)
     reason = unavailable_reason(entry)
     if reason is None:
+        if not any(m in sys.modules for m in entry.requires):  # its framework reads these once, at its first import:
+            os.environ.update(entry.env)  # the entry's own value wins over the user's (KERAS_BACKEND=torch)
         try:
             cls = getattr(_import(entry), entry.cls)
         except ImportError as e:

@@ -5,6 +5,7 @@ data, read-only; `check --update` and `bench` write into a checkout, or wherever
 """
 from __future__ import annotations
 
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -27,17 +28,16 @@ def find_project(start: Path | None = None) -> Path | None:
 
 
 def golden_dir(flag: str | None, write: bool = False) -> Path:
-    """The golden folder to read (or, with write=True, to rewrite)."""
-    if flag:
-        return Path(flag)
-    root = find_project()
-    if root is not None:
-        return root / "results" / "golden"
+    """The golden folder to read (or, with write=True, to rewrite: then checked writable now, before any work)."""
+    if flag or find_project() is not None:
+        folder = Path(flag) if flag else find_project() / "results" / "golden"
+        if write:
+            check_writable(folder, "check --update")
+        return folder
     if write:
         raise XorRosettaError("check --update rewrites the golden files of an xor-rosetta checkout: run it inside "
                               "one, or name the folder with --golden-dir DIR")
-    import xor_rosetta
-    package = Path(xor_rosetta.__file__).resolve().parent
+    package = installed_package()
     for folder in (package / "golden", package.parent / "results" / "golden"):  # installed; editable checkout
         if folder.is_dir() and any(folder.glob("*.json")):
             return folder
@@ -50,3 +50,28 @@ def results_dir(flag: str | None) -> Path:
         return Path(flag)
     root = find_project()
     return (root if root is not None else Path.cwd()) / "results"
+
+
+def installed_package() -> Path:
+    import xor_rosetta
+    return Path(xor_rosetta.__file__).resolve().parent
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """That `folder` can be replaced (a new folder beside it, then a swap), and is not inside the installed package;
+    a one-line error now, before any work, if not."""
+    folder = Path(folder)
+    target = folder.resolve()
+    if target == installed_package() or installed_package() in target.parents:
+        raise XorRosettaError(f"{what} would write into the installed package ({folder}); run it inside an "
+                              f"xor-rosetta checkout, or name another folder")
+    parent = folder.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = Path(tempfile.mkdtemp(prefix=f".{folder.name}-probe-", dir=parent))
+        probe.rmdir()
+    except OSError as e:
+        raise XorRosettaError(f"{what} cannot write beside {str(folder)!r} ({e.strerror}): {parent} must be a "
+                              f"writable folder") from None
+    if folder.exists() and not folder.is_dir():
+        raise XorRosettaError(f"{what}: {str(folder)!r} is not a folder")

@@ -6,14 +6,14 @@ import sys
 import time
 
 from ...errors import XorRosettaError
-from ..cli import EXIT_FAIL, EXIT_OK, add_spec_options, impl_names, writable_dir
+from ..cli import EXIT_FAIL, EXIT_OK, add_spec_options, impl_names, threshold_value, writable_dir
 
 NAME, HELP = "compare", "train implementations from the same weights and compare with the NumPy reference"
 
 
 def add_arguments(sp) -> None:
     sp.add_argument("--impls", metavar="a,b,...", help="implementations to run (default: all)")
-    sp.add_argument("--threshold", type=float, help="convergence loss (default 1e-6 for mse, 0.05 for bce)")
+    sp.add_argument("--threshold", type=threshold_value, help="convergence loss (default 1e-6 for mse, 0.05 for bce)")
     sp.add_argument("--test-perturb", help=argparse.SUPPRESS)  # tests: NAME:lr=VALUE
     add_spec_options(sp)
 
