@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import XorRosettaError
 
-CHUNK = 65_536  # array elements per chunk of JSON text
+CHUNK = 16_384  # array elements per chunk of JSON text (~0.5 MB of it)
 _replace, _unlink = os.replace, os.unlink  # seams for the tests that fail each step of a write in turn
 
 
@@ -149,6 +149,7 @@ class FileSet:
         target = self.folder / name
         tmp = None
         try:
+            self.folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{name}.", suffix=".tmp")
             self.temps[name] = Path(tmp)
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions

@@ -9,9 +9,13 @@ SHOW_AFTER_S = 2.0
 
 
 class Progress:
-    def __init__(self, total: int, enabled: bool = True, stream=sys.stderr):
+    def __init__(self, total: int, enabled: bool = True, stream=None):
+        stream = sys.stderr if stream is None else stream  # the one in use now (tests and callers replace it)
         self.total, self.done, self.label, self.stream = total, 0, "", stream
-        self.enabled = enabled and stream.isatty()
+        try:
+            self.enabled = enabled and stream.isatty()
+        except (ValueError, OSError, AttributeError):  # closed, or not a file
+            self.enabled = False
         self.start = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True) if self.enabled else None

@@ -34,8 +34,9 @@ def run(a) -> int:
         for i, c in enumerate(runnable):
             bar.update(f"running {c}", i)
             got[c] = golden.compute(c)
+    say = sys.stderr if a.json else sys.stdout  # with --json, stdout holds the JSON and nothing else
     for impl in skipped:
-        print(f"skipped {impl}: {registry.unavailable_reason(registry.REGISTRY[impl])}")
+        print(f"skipped {impl}: {registry.unavailable_reason(registry.REGISTRY[impl])}", file=say)
     if a.update:
         return _update(golden, folder, got)
     problems = []
@@ -46,7 +47,7 @@ def run(a) -> int:
         problems += lines
     for c in runnable:
         if wants[c].get("versions") != got[c]["versions"]:
-            print(f"note: {c} was recorded with {wants[c].get('versions')}, now {got[c]['versions']}")
+            print(f"note: {c} was recorded with {wants[c].get('versions')}, now {got[c]['versions']}", file=say)
     if a.json:
         print(json_text({"cases": [str(c) for c in runnable], "skipped": skipped, "drift": problems}))
     for line in problems:
@@ -55,7 +56,7 @@ def run(a) -> int:
         print(f"{len(problems)} golden value(s) drifted; if the change is intended: xor-rosetta check --update",
               file=sys.stderr)
         return EXIT_FAIL
-    print(f"all {len(runnable)} golden cases hold ({folder})")
+    print(f"all {len(runnable)} golden cases hold ({folder})", file=say)
     return EXIT_OK
 
 
