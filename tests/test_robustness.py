@@ -17,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import tracemalloc
 from pathlib import Path
 
@@ -25,11 +24,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import REQUIRE_ALL, load_or_skip
+from conftest import load_or_skip
 from test_cli import EXE, GOLDEN, assert_one_line_error, run
 from xor_rosetta import registry
 from xor_rosetta.app import bench, cli, files, golden, report, runner
-from xor_rosetta.app.files import FileSet, json_chunks, json_text, write_set
+from xor_rosetta.app.files import json_text, write_set
 from xor_rosetta.app.resources import available_memory
 from xor_rosetta.interface import History
 from xor_rosetta.params import init_params

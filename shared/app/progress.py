@@ -30,8 +30,7 @@ class Progress:
         if self._thread:
             self._thread.join()
             if time.perf_counter() - self.start >= SHOW_AFTER_S:
-                self.stream.write("\r\033[K")  # clear the line
-                self.stream.flush()
+                self._write("\r\033[K")  # clear the line
 
     def update(self, label: str, done: int | None = None):
         self.label = label
@@ -44,6 +43,16 @@ class Progress:
             if elapsed >= SHOW_AFTER_S:
                 width = 24
                 fill = int(width * self.done / max(self.total, 1))
-                self.stream.write(f"\r\033[K[{'#' * fill}{'-' * (width - fill)}] {self.done}/{self.total} "
-                                  f"{self.label} {elapsed:.1f}s")
-                self.stream.flush()
+                if not self._write(f"\r\033[K[{'#' * fill}{'-' * (width - fill)}] {self.done}/{self.total} "
+                                   f"{self.label} {elapsed:.1f}s"):
+                    return
+
+    def _write(self, text: str) -> bool:
+        """False when the terminal has gone (closed, hung up): the progress line stops, the run goes on."""
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+            return True
+        except (OSError, ValueError):
+            self.enabled = False
+            return False
