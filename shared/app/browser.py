@@ -55,10 +55,10 @@ class Browser:
         to_chrome, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome = os.pipe()
         args = [*FLAGS, f"--user-data-dir={self._profile.name}", f"--window-size={self.width},{self.height}"]
-        # /bin/sh puts the two pipe ends on fds 3 and 4 for Chromium (no preexec_fn: this process may have threads)
-        self.proc = subprocess.Popen(["/bin/sh", "-c", f'exec "$0" "$@" 3<&{to_chrome} 4>&{from_chrome}', self.exe, *args],
-                                     pass_fds=(to_chrome, from_chrome), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # the pipes arrive as stdin and stdout; /bin/sh moves them to fds 3 and 4 for Chromium (no preexec_fn: this
+        # process may have threads)
+        self.proc = subprocess.Popen(["/bin/sh", "-c", 'exec "$0" "$@" 3<&0 4>&1 0</dev/null 1>/dev/null', self.exe, *args],
+                                     stdin=to_chrome, stdout=from_chrome, stderr=subprocess.DEVNULL)
         os.close(to_chrome)
         os.close(from_chrome)
         try:

@@ -173,8 +173,9 @@ def _md_cell(code: str) -> str:
 
 
 def annotate(listing: str, notes) -> tuple[str, list[int]]:
-    """The listing with each note as a comment line under the line it is about; and those lines' numbers (in the
-    annotated text). `notes`: (line as written, occurrence, note)."""
+    """The listing with each note as a comment line under the line it is about, and its Chinese comments followed by
+    their English; and the numbers of the annotated lines and of their notes (in the annotated text), to mark.
+    `notes`: (line as written, occurrence, note)."""
     lines = listing.splitlines()
     inserts = {}
     for text, occurrence, note in notes:
@@ -184,11 +185,13 @@ def annotate(listing: str, notes) -> tuple[str, list[int]]:
         inserts[hits[occurrence - 1]] = note
     out, marked = [], []
     for i, line in enumerate(lines):
-        out.append(line)
+        english = seed.TRANSLATIONS.get(line.strip())
+        out.append(f"{line} ({english})" if english else line)
         if i in inserts:
             marked.append(len(out))
             indent = " " * (len(line) - len(line.lstrip()))
             out.append(f"{indent}# ^ {inserts[i]}")
+            marked.append(len(out))
     return "\n".join(out), marked
 
 
@@ -274,11 +277,14 @@ table.cols thead th { background: var(--bg); position: sticky; top: 0; }
 table.cols th.concept { width: 9em; background: var(--bg); font-weight: 600; }
 table.cols th.concept small, table.cols thead small { display: block; font-weight: 400; color: var(--muted); }
 .hl { overflow-x: auto; background: transparent; }
-.hl pre { margin: 0; font: 12px/1.4 ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono", monospace; }
+.hl pre { margin: 0; font: 12px/1.4 ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono", monospace;
+         white-space: pre-wrap; overflow-wrap: anywhere; }
 .hl .hll { background: var(--mark); display: block; }
 .hl .linenos, .hl span.linenos { color: #8c959f; padding-right: 6px; user-select: none; }
 .missing { color: var(--muted); font-style: italic; }
+.missing code { font-style: normal; }
 td.listing .hl { max-height: 80vh; overflow: auto; }
+summary { cursor: pointer; margin: 28px 24px 8px; } summary h2 { display: inline; margin: 0; }
 [hidden] { display: none !important; }
 """
 
@@ -397,13 +403,19 @@ runs, slowly. Each problem is marked and annotated under its line. Figures: {e(s
 </table>
 </section>
 <section id="listings">
-<h2>Listings</h2>
-<p>Every file in full; the lines inside regions are shaded. The equations, with worked numbers:
-<a href="maths.md">maths.md</a>.</p>
+<details>
+<summary><h2>Listings (click to open)</h2></summary>
+<p>Every file in full, side by side; the lines inside regions are shaded.</p>
 <table class="cols">
 <thead><tr>{head}</tr></thead>
 <tbody><tr>{listings_row}</tr></tbody>
 </table>
+</details>
+</section>
+<section id="maths">
+<h2>The maths</h2>
+<p>The equations behind every region, with worked numbers from the first steps of seed-numpy and seed-keras, run
+as a doctest by the tests: <a href="maths.md">maths.md</a>.</p>
 </section>
 </main>
 <script>{SCRIPT}</script>

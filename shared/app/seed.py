@@ -92,6 +92,23 @@ model.compile(loss='binary_crossentropy', optimizer='adam', metrics=['accuracy']
 model.fit(X, Y, epochs=1000, batch_size=10)
 '''
 
+# The listings' comments, in English: the guide shows each after the original.
+TRANSLATIONS = {
+    "# 初始化参数": "initialise the parameters",
+    "# 初始化权重和偏置": "initialise the weights and biases",
+    "# 训练数据": "training data",
+    "# 训练次数": "training iterations",
+    "# 前向传播": "forward pass",
+    "# 反向传播": "backpropagation",
+    "# 更新权重和偏置": "update the weights and biases",
+    "# 初始化模型": "create the model",
+    "# 添加输入层": "add the input layer",
+    "# 添加隐藏层": "add the hidden layer",
+    "# 添加输出层": "add the output layer",
+    "# 编译模型": "compile the model",
+    "# 训练模型": "train the model",
+}
+
 # What fit(epochs=N) costs per epoch on the TensorFlow backend, as the team measured it on this project's machine
 # (2 vCPU Xeon with AVX-512, Python 3.11.7, tensorflow-cpu 2.21.0, keras 3.15.1). Source: the team's reference
 # measurements (ANCHORS.md, "Speed of training the seed listing's network", row "Keras[TF] fit(epochs=N,
