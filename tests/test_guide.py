@@ -149,8 +149,9 @@ def _frames(tb):
 
 def test_seed_numpy_listing_never_defines_m():
     tree = ast.parse(seed.NUMPY_LISTING)
-    loaded = {n.lineno for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "m" and isinstance(n.ctx, ast.Load)}
-    stored = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "m" and not isinstance(n.ctx, ast.Load)]
+    names = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "m"]
+    loaded = {n.lineno for n in names if isinstance(n.ctx, ast.Load)}
+    stored = [n for n in names if not isinstance(n.ctx, ast.Load)]
     assert loaded and not stored
     assert _line_of(seed.NUMPY_BUGS[1][0]) in loaded, "the `m` annotation is not on a line that reads m"
 
@@ -168,7 +169,8 @@ def test_seed_numpy_listing_updates_only_W2_and_b2():
 def test_seed_numpy_listing_body_is_pasted_twice():
     loop = next(n for n in ast.parse(seed.NUMPY_LISTING).body if isinstance(n, ast.For))
     half = len(loop.body) // 2
-    assert len(loop.body) % 2 == 0 and [ast.dump(s) for s in loop.body[:half]] == [ast.dump(s) for s in loop.body[half:]]
+    assert len(loop.body) % 2 == 0
+    assert [ast.dump(s) for s in loop.body[:half]] == [ast.dump(s) for s in loop.body[half:]]
 
 
 def test_seed_numpy_listing_bias_gradient_shape():

@@ -57,8 +57,9 @@ class Browser:
         args = [*FLAGS, f"--user-data-dir={self._profile.name}", f"--window-size={self.width},{self.height}"]
         # the pipes arrive as stdin and stdout; /bin/sh moves them to fds 3 and 4 for Chromium (no preexec_fn: this
         # process may have threads)
-        self.proc = subprocess.Popen(["/bin/sh", "-c", 'exec "$0" "$@" 3<&0 4>&1 0</dev/null 1>/dev/null', self.exe, *args],
-                                     stdin=to_chrome, stdout=from_chrome, stderr=subprocess.DEVNULL)
+        shell = 'exec "$0" "$@" 3<&0 4>&1 0</dev/null 1>/dev/null'
+        self.proc = subprocess.Popen(["/bin/sh", "-c", shell, self.exe, *args], stdin=to_chrome, stdout=from_chrome,
+                                     stderr=subprocess.DEVNULL)
         os.close(to_chrome)
         os.close(from_chrome)
         try:

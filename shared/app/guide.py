@@ -74,7 +74,8 @@ class Listing:
     @property
     def plumbing_lines(self) -> int:
         """Every other non-blank line of the file (anchor comments excepted), plus its private helpers' lines."""
-        own = sum(1 for line in self.source.splitlines() if line.strip() and not BEGIN.match(line) and not END.match(line))
+        own = sum(1 for line in self.source.splitlines()
+                  if line.strip() and not BEGIN.match(line) and not END.match(line))
         return own - self.idiom_lines + sum(_nonblank(h.source) for h in self.helpers)
 
     @property

@@ -51,7 +51,9 @@ def against_reference(spec, conventions, losses, grads=None, params=None) -> str
     from ..reference import Reference
 
     def pairs(flat):
-        return None if flat is None else [(np.asarray(flat[i]), np.asarray(flat[i + 1])) for i in range(0, len(flat), 2)]
+        if flat is None:
+            return None
+        return [(np.asarray(flat[i]), np.asarray(flat[i + 1])) for i in range(0, len(flat), 2)]
 
     x, y = xor_data(spec.dtype)
     steps = len(losses)
@@ -340,7 +342,8 @@ def document() -> list[tuple[str, str]]:
                 out.append(("code", fld.setup))
             for f in by_field.get(name, []):
                 if "against_reference(" not in f.code:
-                    raise ValueError(f"the worked example of {f.field}={f.value!r} must end in against_reference(...)")
+                    raise ValueError(f"the worked example of {f.field}={f.value!r} must end in "
+                                     f"against_reference(...)")
                 out += [("md", f"#### `{f.field}=\"{f.value}\"`: {f.used_by}\n\n{f.maths}"), ("code", f.code)]
         return out
 
@@ -436,7 +439,8 @@ def render() -> str:
             if kind == "md":
                 parts.append(text.rstrip("\n"))
             else:
-                parts.append("```python\n" + transcript(text, namespace) + "\n\n```")  # the blank line ends doctest output
+                # the blank line before the fence ends the last example's expected output, for doctest
+                parts.append("```python\n" + transcript(text, namespace) + "\n\n```")
     return "\n\n".join(parts) + "\n"
 
 

@@ -169,7 +169,8 @@ def time_keras_fit(epochs: int = 40, rounds: int = 5) -> list[float]:
     out = []
     for _ in range(rounds):
         model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(5, activation="relu"),
-                                  keras.layers.Dense(5, activation="relu"), keras.layers.Dense(1, activation="sigmoid")])
+                                  keras.layers.Dense(5, activation="relu"),
+                                  keras.layers.Dense(1, activation="sigmoid")])
         model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
         model.fit(x, y, epochs=2, batch_size=10, verbose=0)  # the first epochs trace and compile
         t = time.perf_counter()
