@@ -14,8 +14,12 @@ from xor_rosetta.data import batch_rows
 from xor_rosetta.implementations.torch_mlp import TorchMLP
 from xor_rosetta.interface import History
 
-torch._dynamo.config.recompile_limit = 512  # one graph per spec (depth, activations, optimizer, dtype, batch)
+# One graph per spec: depth, activations, loss, dtype, batch and the optimizer's settings (Adam's lr excepted: a
+# tensor). Dynamo caps the graphs per function (accumulated_recompile_limit, 256 by default, binds first); a long
+# Hypothesis run compiles hundreds. Past the cap, fullgraph=True raises rather than run eagerly; say so explicitly.
+torch._dynamo.config.recompile_limit = 4096
 torch._dynamo.config.accumulated_recompile_limit = 4096
+torch._dynamo.config.fail_on_recompile_limit_hit = True
 
 # region model
 ACT = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu, "linear": lambda z: z}
@@ -44,7 +48,8 @@ def update(params, grads, state, o):
     torch.optim.SGD.step call (single-tensor path); `state` holds what the optimizer object would."""
     if o.name == "adam":
         adam(params, grads, state["exp_avg"], state["exp_avg_sq"], [], state["step"], foreach=False, capturable=False,
-             amsgrad=False, beta1=o.beta1, beta2=o.beta2, lr=o.lr, weight_decay=0.0, eps=o.epsilon, maximize=False)
+             amsgrad=False, beta1=o.beta1, beta2=o.beta2, lr=state["lr"], weight_decay=0.0, eps=o.epsilon,
+             maximize=False)
     else:
         sgd(params, grads, state["momentum_buffer"], foreach=False, momentum=o.momentum, lr=o.lr, weight_decay=0.0,
             dampening=0.0, nesterov=False, maximize=False)
@@ -71,9 +76,13 @@ class TorchCompiledMLP(TorchMLP):
         super().__init__(spec, params)
         self.params_ = [p.detach().clone() for lin in self.linears for p in (lin.weight, lin.bias)]  # [W0, b0, ...]
         zeros = lambda: [torch.zeros_like(p) for p in self.params_]  # noqa: E731
-        # momentum buffers start at zero: torch.optim's first buffer is the gradient itself, and 0 * mu + g == g
+        # Momentum buffers start at zero: torch.optim's first buffer is the gradient itself, and 0 * mu + g == g.
+        # Adam's step count t is float64: torch.optim's float32 default would put the bias correction in float32
+        # once compiled (2e-6 off in a float64 run). Its lr is a tensor: one graph for every lr, and lr / (1 - b1^t)
+        # stays one division (a constant lr is compiled as a reciprocal times lr: two roundings).
         self.state = {"exp_avg": zeros(), "exp_avg_sq": zeros(), "momentum_buffer": zeros(),
-                      "step": [torch.zeros((), dtype=torch.float64) for _ in self.params_]}  # Adam's t, float64
+                      "step": [torch.zeros((), dtype=torch.float64) for _ in self.params_],
+                      "lr": torch.tensor(spec.optimizer.lr, dtype=torch.float64)}
 
     # region loop
     def train(self, x, y, steps=None, checkpoints=()):
