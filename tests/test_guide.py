@@ -25,24 +25,38 @@ REGENERATE = "regenerate it with `xor-rosetta guide` (run in the checkout) and c
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
-    """The files `xor-rosetta guide --out DIR` writes now, through the installed command."""
-    out = tmp_path_factory.mktemp("guide")
-    p = subprocess.run([str(EXE), "guide", "--out", str(out)], capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr
-    return out
+def rendered():
+    """What the guide renders now, in this process."""
+    ls = guide.listings()
+    return {"guide.md": guide.render_markdown(ls), "guide.html": guide.render_html(ls)}
 
 
 @pytest.mark.parametrize("name", ["guide.md", "guide.html"])
 def test_committed_guide_is_current(rendered, name):
     committed = RESULTS / name
     assert committed.is_file(), f"results/{name} is missing: {REGENERATE}"
-    now = (rendered / name).read_text(encoding="utf-8")
-    old = committed.read_text(encoding="utf-8")
+    now, old = rendered[name], committed.read_text(encoding="utf-8")
     if now != old:
         first = next((i for i, (a, b) in enumerate(zip(old.splitlines(), now.splitlines()), 1) if a != b),
                      min(len(old.splitlines()), len(now.splitlines())) + 1)
         pytest.fail(f"results/{name} differs from what the code renders now (first at line {first}): {REGENERATE}")
+
+
+def test_guide_command_writes_every_file(tmp_path, rendered):
+    """The installed command, as CI and the lead run it: the three files (and guide.png where Chromium exists)."""
+    shot = ["--screenshot"] if find_chromium() else []
+    p = subprocess.run([str(EXE), "guide", *shot, "--out", str(tmp_path)], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    for name, text in rendered.items():
+        assert (tmp_path / name).read_text(encoding="utf-8") == text
+    assert (tmp_path / "maths.md").is_file()
+    if not shot:
+        return
+    png = (tmp_path / "guide.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert width == 1600 and height > 2000  # the whole page, not just the window
 
 
 def test_rendering_is_deterministic():
@@ -251,14 +265,3 @@ def test_request_recording_sees_an_external_resource(tmp_path):
     with _browser_or_skip() as b:
         b.open(page)
         assert {"https://fonts.example.com/a.css", "https://cdn.example.com/x.png"} <= set(b.requests)
-
-
-def test_screenshot_command_writes_a_png(tmp_path):
-    _browser_or_skip()
-    p = subprocess.run([str(EXE), "guide", "--screenshot", "--out", str(tmp_path)], capture_output=True, text=True,
-                       timeout=300)
-    assert p.returncode == 0, p.stderr
-    png = (tmp_path / "guide.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-    assert width == 1600 and height > 2000  # the whole page, not just the window
