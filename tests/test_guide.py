@@ -216,6 +216,26 @@ def test_keras_accepts_the_seed_listings_input_dim_with_a_warning():
     assert any("input_dim" in str(w.message) for w in seen)
 
 
+def test_page_loads_nothing_by_its_markup(rendered):
+    """Without a browser: no element that loads something (script src, link, img, iframe, CSS url() or @import);
+    the only hrefs are links a reader may follow."""
+    from html.parser import HTMLParser
+    page, loads, links = rendered["guide.html"], [], []
+
+    class Scan(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag in ("script", "img", "iframe", "embed", "source", "video", "audio") and a.get("src"):
+                loads.append((tag, a["src"]))
+            if tag in ("link", "object"):
+                loads.append((tag, a.get("href") or a.get("data")))
+            if tag == "a":
+                links.append(a.get("href"))
+    Scan().feed(page)
+    assert not loads and "url(" not in page and "@import" not in page
+    assert links == ["maths.md"]
+
+
 # ------------------------------------------------------------------------------------------------ in a real browser
 
 def _browser_or_skip():
