@@ -58,11 +58,12 @@ class Browser:
         # the pipes arrive as stdin and stdout; /bin/sh moves them to fds 3 and 4 for Chromium (no preexec_fn: this
         # process may have threads)
         shell = 'exec "$0" "$@" 3<&0 4>&1 0</dev/null 1>/dev/null'
-        self.proc = subprocess.Popen(["/bin/sh", "-c", shell, self.exe, *args], stdin=to_chrome, stdout=from_chrome,
-                                     stderr=subprocess.DEVNULL)
-        os.close(to_chrome)
-        os.close(from_chrome)
+        self.proc = None
         try:
+            self.proc = subprocess.Popen(["/bin/sh", "-c", shell, self.exe, *args], stdin=to_chrome,
+                                         stdout=from_chrome, stderr=subprocess.DEVNULL)
+            os.close(to_chrome)
+            os.close(from_chrome)
             target = self.send("Target.createTarget", url="about:blank")["targetId"]
             self.session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
             for domain in ("Page", "Network", "Runtime"):
@@ -70,17 +71,22 @@ class Browser:
             self.send("Emulation.setDeviceMetricsOverride", session=True, width=self.width, height=self.height,
                       deviceScaleFactor=1, mobile=False)
         except BaseException:
+            for fd in (to_chrome, from_chrome):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
             self.__exit__()
             raise
         return self
 
     def __exit__(self, *exc):
         try:
-            if self.proc.poll() is None:
+            if self.proc is not None and self.proc.poll() is None:
                 try:
                     self.send("Browser.close", wait=False)
                     self.proc.wait(timeout=10)
-                except (BrowserError, OSError, subprocess.TimeoutExpired):
+                except (BrowserError, subprocess.TimeoutExpired):
                     self.proc.kill()
                     self.proc.wait()
         finally:
@@ -97,7 +103,10 @@ class Browser:
         msg = {"id": self._id, "method": method, "params": params}
         if session:
             msg["sessionId"] = self.session
-        os.write(self._to_chrome, json.dumps(msg).encode() + b"\0")
+        try:
+            os.write(self._to_chrome, json.dumps(msg).encode() + b"\0")
+        except OSError as e:
+            raise BrowserError(f"Chromium ({self.exe}) is not answering on its DevTools pipe ({e.strerror})") from None
         if not wait:
             return None
         want = self._id
