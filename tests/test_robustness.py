@@ -437,12 +437,23 @@ def _writers(tmp_path):
         golden.write_all({golden.Case("p", "i", d): {"v": v, "d": d} for d in ("float32", "float64")[:1 + v]},
                          tmp_path / "golden")
 
+    def guide_files(v):
+        from xor_rosetta.app import guide
+        rendered = guide.render_all
+        guide.render_all = lambda: {name: f"{name} {v}" for name in ("guide.md", "guide.html", "maths.md")}
+        try:
+            guide.write(tmp_path / "guide")
+        finally:
+            guide.render_all = rendered
+
     plot_images = report.plot_images
     return {"report": (tmp_path / "report", compare_report), "train": (tmp_path / "train", train),
-            "bench": (tmp_path / "bench", benchmarks), "golden": (tmp_path / "golden", golden_files)}
+            "bench": (tmp_path / "bench", benchmarks), "golden": (tmp_path / "golden", golden_files),
+            "guide": (tmp_path / "guide", guide_files)}
 
 
-@pytest.mark.parametrize("writer", ["report", "train", "bench", "golden"])
+@pytest.mark.filterwarnings("ignore:No artists with labels")
+@pytest.mark.parametrize("writer", ["report", "train", "bench", "golden", "guide"])
 def test_every_writer_leaves_the_old_set_or_the_new_set(writer, tmp_path, monkeypatch):
     """Interrupt or fail each writer at every one of its writes in turn: its folder holds the old set or the new."""
     monkeypatch.setattr(bench, "markdown", lambda r, plot: f"# benchmarks {r['version']} {plot}\n")
