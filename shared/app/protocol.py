@@ -18,6 +18,7 @@ import shlex
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -182,13 +183,15 @@ class CommandMLP:
     def train(self, x, y, steps=None, checkpoints=()):
         steps = self.spec.steps if steps is None else steps
         ks = sorted({int(k) for k in checkpoints if 1 <= k <= steps})
+        start = time.perf_counter()
         a = self._call("train", steps=steps, checkpoints=ks, **self._xy(x, y))
+        wall = time.perf_counter() - start
         self.steps_done += steps
         saved = a.get("checkpoints", {})
         if not isinstance(saved, dict):
             raise ProtocolError("train: checkpoints must be an object {\"k\": params}")
         return History(decode_array(a.get("loss"), (steps,)),
-                       {int(k): decode_params(v, f"checkpoint {k}") for k, v in saved.items()})
+                       {int(k): decode_params(v, f"checkpoint {k}") for k, v in saved.items()}, wall)
 
     def params(self):
         return decode_params(self._call("params").get("params"), "params")
@@ -212,3 +215,12 @@ def command_class(command: str, timeout: float = TIMEOUT_S, cwd: str | Path | No
         except TypeError as e:
             raise XorRosettaError(f"--cmd {command!r}: bad conventions in hello: {e}") from None
     return type("CommandMLP", (CommandMLP,), attrs)
+
+
+def register_command(command: str) -> str:
+    """Start `command` and register it (`xor_rosetta.registry.register`) under the name it gives in hello."""
+    from .. import registry
+    cls = command_class(command)
+    name = cls.name if cls.name not in registry.REGISTRY else f"{cls.name} ({command})"
+    registry.register(name, cls, f"command {command}")
+    return name
