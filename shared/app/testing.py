@@ -23,7 +23,12 @@ _BATTERIES: dict = {}
 
 
 def impl_name(impl) -> str:
-    return impl if isinstance(impl, str) else str(getattr(impl, "name", None) or getattr(impl, "__name__", impl))
+    """A registry name as given; a class by its class name; a factory by its `name` or `__name__`."""
+    if isinstance(impl, str):
+        return impl
+    if isinstance(impl, type):
+        return impl.__name__
+    return str(getattr(impl, "name", None) or getattr(impl, "__name__", None) or type(impl).__name__)
 
 
 class Check:

@@ -24,8 +24,8 @@ from xor_rosetta.interface import History
 
 class SeedListingMLP:
     name = "seed-listing"
-    supports = {"dtypes": ("float64",), "optimizers": ("sgd",), "losses": ("mse",), "activations": ("tanh", "linear"),
-                "batch_sizes": (None, 1, 2, 3, 4), "hidden_layers": (1,)}
+    supports = {"dtypes": ("float64",), "optimizers": ("sgd",), "losses": ("mse",), "activations": ("tanh",),
+                "output_activations": ("linear",), "hidden_layers": (1,)}  # what the listing's code can do
 
     def __init__(self, spec, params):
         (W1, b1), (W2, b2) = params
