@@ -51,7 +51,7 @@ def test_documented_transcript():
 
 @needs_node
 def test_node_implementation_passes_verify(tmp_path, capsys):
-    assert main(["verify", "--cmd", f"{NODE} {MLP_JS}", "--quick", "--out", str(tmp_path)]) == 0
+    assert main(["verify", "--cmd", f"{NODE} {MLP_JS}", "--quick", "--out", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "conventions detected: adam optax (also consistent: torch); momentum torch (also consistent: keras); " \
            "bce logits" in out

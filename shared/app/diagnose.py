@@ -321,8 +321,9 @@ def diagnose(b: Battery, res: CheckResult) -> Diagnosis:
         else:
             conv = res.conventions or b.conventions(script.spec)
             upto = script.upto(res.where.step) if "train" in parts else script.upto(0)
-            if res.id == "continuation":
-                got, upto = b.record(b.scripts["state-split"]), b.scripts["state-split"]
+            if res.id == "continuation":  # the split run, against the reference split the same way
+                upto = b.scripts[res.data["pair"][1]]
+                got = b.record(upto)
             convs = [conv]
             if res.data.get("form", "") is None:  # a detection check that found no form: try the mistakes in each
                 op = next(op for op, check in DETECTORS.items() if check == res.id)

@@ -17,7 +17,7 @@ def add_arguments(sp) -> None:
                     'docs/protocol.md, e.g. --cmd "node mlp.js"')
     sp.add_argument("--dtype", metavar="float32|float64", default="float64", help="the battery's dtype (default float64)")
     sp.add_argument("--quick", action="store_true", help="the quick battery: seed-numpy to 1,000 of its 10,000 steps, "
-                    "3 random specs instead of 20")
+                    "1 random spec instead of 20")
     sp.add_argument("--checks", metavar="a,b,...", help="run only these checks (ids as in the scorecard)")
     sp.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failing check")
     sp.add_argument("--out", metavar="DIR", help="where report.md and report.json go (default runs/verify-NAME)")
