@@ -115,5 +115,7 @@ def test_verify_takes_every_form(installed, capsys):
 def test_unknown_or_missing_is_bad_input(installed, capsys):
     assert main(["verify", "no_such_file.py:MLP", "--quiet"]) == 2
     assert main(["train", "--impl", "xr_plugin_broken:BrokenMLP", "--preset", "seed-numpy", "--quiet"]) == 2
+    assert main(["check", "--impls", "xr_plugin_demo:DemoMLP"]) == 2  # golden files exist for the built-ins only
     err = capsys.readouterr().err
     assert "file 'no_such_file.py' does not exist" in err and "boom: no licence file" in err
+    assert "'xr_plugin_demo:DemoMLP' has none (compare or verify it instead)" in err

@@ -107,6 +107,6 @@ def run_random(b, examples: int, steps: int) -> CheckResult:
                            conv, PARTS, {"counts": counts, "spec": script.spec.to_dict()})
     diff, allowed = (closest[0].diff, closest[0].allowed) if closest else (None, None)
     return CheckResult("random_specs", PASS, "agrees", diff, allowed,
-                       f"{n} examples: {tally} (the closest call shown; ill-conditioned and diverging runs are set "
+                       f"{n} example{'s' if n != 1 else ''}: {tally} (the closest call shown; ill-conditioned and diverging runs are set "
                        f"aside)", None, None, None,
                        PARTS, {"counts": counts})

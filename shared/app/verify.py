@@ -531,6 +531,9 @@ class Battery:
         if level not in LEVELS:
             raise BadTarget(f"unknown level {level!r}; choose one of: {', '.join(LEVELS)}")
         self.subject, self.dtype, self.level = subject_for(subject), dtype, level
+        if dtype not in self.subject.supports["dtypes"]:
+            raise BadTarget(f"{self.subject.name} declares dtypes {', '.join(self.subject.supports['dtypes'])} only; "
+                            f"--dtype {dtype} leaves nothing to run")
         self.records: dict[str, Record] = {}
         self.refs: dict[tuple, Record] = {}
         self.floors: dict[tuple, Floor] = {}
