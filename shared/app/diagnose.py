@@ -22,7 +22,7 @@ from ..interface import Conventions, History
 from ..reference import Optimizer, Reference, activate_grad, forward, loss_and_dz
 from ..tolerance import AGREES, DISAGREES, classify, tolerance
 from ..reference import FORMS
-from .verify import DETECTORS, FAIL, Battery, CheckResult, Record, Script, Where, compare, names, run_script
+from .verify import DETECTORS, FAIL, Battery, CheckResult, Record, Script, Where, compare, cut, names, run_script
 
 
 @dataclass(frozen=True)
@@ -345,11 +345,7 @@ def diagnose(b: Battery, res: CheckResult) -> Diagnosis:
 
 
 def _cut(rec: Record, script: Script) -> Record:
-    """A record stopped after the script's steps (its checkpoints within them)."""
-    n = script.steps
-    if rec.error is not None or len(rec.loss) <= n:
-        return rec
-    return dataclasses.replace(rec, loss=rec.loss[:n], checkpoints={k: v for k, v in rec.checkpoints.items() if k <= n})
+    return cut(rec, script.steps)
 
 
 def _construction(script: Script, got: Record):

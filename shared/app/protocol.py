@@ -153,8 +153,7 @@ class CommandMLP:
     child: Child
     command = ""
     name = "command"
-    framework = "child process"
-    conventions = Conventions()
+    framework = "child process"  # no `conventions`: verify detects them; compare uses what hello declares
     _ids = itertools.count(1)
 
     def __init__(self, spec, params):

@@ -184,6 +184,7 @@ class SigmoidTwice(NumpyMLP):
 
 
 class AdamNoBiasCorrection(NumpyMLP):
+    """Adam's moments used as they are, without dividing by 1 − βᵗ."""
     def make_optimizer(self):
         opt = super().make_optimizer()
         if isinstance(opt, Adam):
@@ -198,6 +199,7 @@ class AdamNoBiasCorrection(NumpyMLP):
 
 
 class AdamEpsInSqrt(NumpyMLP):
+    """Adam's epsilon added under the square root."""
     def make_optimizer(self):
         opt = super().make_optimizer()
         if isinstance(opt, Adam):
@@ -226,6 +228,7 @@ class LrTwice(NumpyMLP):
 
 
 class MomentumDampened(NumpyMLP):
+    """The velocity as an exponential average of the gradients."""
     def make_optimizer(self):
         opt = super().make_optimizer()
         if isinstance(opt, SGD) and opt.mu:
@@ -238,6 +241,7 @@ class MomentumDampened(NumpyMLP):
 
 
 class WrongSign(NumpyMLP):
+    """The gradient added instead of subtracted."""
     def step(self, x, y):
         loss, dWs, dbs = self.backprop(x, y)
         self.optimizer.step(self.Ws + self.bs, [-g for g in dWs + dbs])
