@@ -18,8 +18,7 @@ from xor_rosetta.app.verify import CHECKS, BadTarget, Battery, verify
 
 @parametrize_with_checks(IMPLS)  # the quick battery, one test per implementation and check: numpy-forward, ...
 def test_builtin_passes(impl, check):
-    load_or_skip(impl)
-    check(impl)
+    check(load_or_skip(impl))  # the class conftest gives (one battery per class and worker)
 
 
 CASES = {cls.__name__: (cls, cause) for cls, cause in MUTANTS.items()}
