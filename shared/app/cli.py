@@ -16,7 +16,7 @@ from ..presets import PRESETS
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 # modules of xor_rosetta.app.commands, in --help order
-COMMANDS = ["listing", "train", "compare", "check", "bench", "guide"]
+COMMANDS = ["listing", "train", "compare", "check", "verify", "bench", "guide"]
 
 
 def writable_dir(path: str | Path) -> Path:

@@ -60,7 +60,7 @@ def train_impl(name: str, spec: Spec, params: Params, checkpoints: list[int], im
     except registry.UnavailableError as e:
         run.error = str(e)
         return run
-    run.conventions = cls.conventions.to_dict()
+    run.conventions = getattr(cls, "conventions", Conventions()).to_dict()  # a duck-typed plug-in may not say
     x, y = xor_data(spec.dtype)
     try:
         with np.errstate(all="ignore"):  # a diverging run overflows; that is reported, not warned about
