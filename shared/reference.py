@@ -23,6 +23,14 @@ LOG_CLAMP = -100.0  # torch.nn.BCELoss clamps log(p) and log(1-p) at -100
 BCE_GRAD_EPS = float(np.float32(1e-12))  # torch's BCE backward divides by max(p*(1-p), eps): eps is a float32
 # 1e-12 (9.99999996e-13) even in float64, found by the property tests: 4e-9 relative in saturated gradients
 
+# Every form of each differing operation that the reference models, by `Conventions` field. Convention detection
+# (`xor-rosetta verify`) tries each one listed here, so a form added to the reference is detected once it is listed.
+FORMS: dict[str, tuple[str, ...]] = {
+    "adam": ("torch", "keras", "optax"),
+    "momentum": ("torch", "keras"),
+    "bce": ("probs", "logits"),
+}
+
 
 def activate(name: str, z: np.ndarray) -> np.ndarray:
     if name == "tanh":

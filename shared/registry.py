@@ -5,7 +5,8 @@ A name is one of
 - a plug-in that an installed package declares in the entry-point group `xor_rosetta.implementations`
   (`my-mlp = "my_package.mlp:MyMLP"`);
 - `package.module:ClassName`, or `path/to/file.py:ClassName`, naming a class that implements
-  `xor_rosetta.interface.MLP` directly.
+  `xor_rosetta.interface.MLP` directly;
+- a class registered at run time by this process (`register`: a child process started by `--cmd`).
 """
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ ENTRIES = [
           env=(("KERAS_BACKEND", "tensorflow"),)),
 ]
 REGISTRY: dict[str, Entry] = {e.name: e for e in ENTRIES}
+RUNTIME: dict[str, tuple[type, Entry]] = {}  # registered by this process; other processes cannot load them
 
 
 def plugins() -> list[Entry]:
@@ -90,6 +92,8 @@ def get_entry(name: str) -> Entry:
     """The entry for a built-in name, a plug-in name, `module:Class` or `file.py:Class`."""
     if name in REGISTRY:
         return REGISTRY[name]
+    if name in RUNTIME:
+        return RUNTIME[name][1]
     found = next((e for e in plugins() if e.name == name), None)
     if found is not None:
         return found
@@ -101,6 +105,27 @@ def get_entry(name: str) -> Entry:
     known = ", ".join([e.name for e in all_entries()])
     raise UnavailableError(f"unknown implementation {name!r}; choose one of: {known}, or give "
                            f"package.module:ClassName or path/to/file.py:ClassName")
+
+
+def register(name: str, cls, summary: str) -> Entry:
+    """Make `cls` loadable as `name` in this process only (it runs here, never in a worker process)."""
+    if name in REGISTRY or any(e.name == name for e in plugins()):
+        raise UnavailableError(f"implementation name {name!r} is taken")
+    entry = Entry(name, "<registered>", getattr(cls, "__name__", "MLP"), (), (), "", summary,
+                  process=f"in-process:{name}", builtin=False)
+    RUNTIME[name] = (cls, entry)
+    return entry
+
+
+def load_problem(entry: Entry) -> str | None:
+    """Why `entry` cannot run here (None: it loads); a plug-in is imported to find out, a built-in is not."""
+    if entry.builtin:
+        return unavailable_reason(entry)
+    try:
+        load(entry.name)
+    except UnavailableError as e:
+        return str(e).split(" is unavailable: ", 1)[-1]
+    return None
 
 
 def missing(entry: Entry) -> list[str]:
@@ -159,6 +184,8 @@ def _import(entry: Entry):
 
 def load(name: str) -> type[MLP]:
     """The implementation class, importing its framework now; UnavailableError says why and how to fix it."""
+    if name in RUNTIME:
+        return RUNTIME[name][0]
     entry = get_entry(name)
     reason = unavailable_reason(entry)
     if reason is None:

@@ -63,7 +63,7 @@ def train_impl(name: str, spec: Spec, params: Params, checkpoints: list[int], im
     except registry.UnavailableError as e:
         run.error = str(e)
         return run
-    run.conventions = cls.conventions.to_dict()
+    run.conventions = getattr(cls, "conventions", Conventions()).to_dict()  # a duck-typed plug-in may not say
     x, y = xor_data(spec.dtype)
     model = None
     try:

@@ -24,7 +24,12 @@ def run(a) -> int:
 
     from ..project import golden_dir
     folder = golden_dir(a.golden_dir, write=a.update)
-    all_cases = golden.cases(impl_names(a.impls))
+    names = impl_names(a.impls)
+    outside = [n for n in names if n not in registry.REGISTRY]
+    if outside:  # plug-ins and module:Class names are accepted elsewhere; golden files exist for the built-ins only
+        raise XorRosettaError(f"check replays the built-ins' golden files; {outside[0]!r} has none (compare or verify "
+                              f"it instead)")
+    all_cases = golden.cases(names)
     runnable = [c for c in all_cases if registry.unavailable_reason(registry.REGISTRY[c.impl]) is None]
     skipped = sorted({c.impl for c in all_cases} - {c.impl for c in runnable})
     if not a.update:

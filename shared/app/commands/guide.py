@@ -1,9 +1,8 @@
 """`xor-rosetta guide`: the idiom guide (guide.md, guide.html) and the maths (maths.md), rendered from the code."""
 from __future__ import annotations
 
-import json
-
 from ..cli import EXIT_OK, writable_dir
+from ..files import json_text
 
 NAME, HELP = "guide", "render the idiom guide (guide.md, guide.html) and the maths (maths.md) from the code"
 
@@ -29,7 +28,7 @@ def run(a) -> int:
                 b.open(out / "guide.html")
                 written.append(b.screenshot(out / "guide.png"))
     if a.json:
-        print(json.dumps({"written": [str(p) for p in written]}, indent=2))
+        print(json_text({"written": [str(p) for p in written]}))
     elif not a.quiet:
         for p in written:
             print(f"wrote {p}")

@@ -15,10 +15,10 @@ def add_arguments(sp) -> None:
 
 def run(a) -> int:
     rows = []
-    for e in registry.ENTRIES:
-        reason = registry.unavailable_reason(e)
+    for e in registry.all_entries():  # built-ins, then plug-ins (imported, to report an import that fails)
+        reason = registry.load_problem(e)
         rows.append({"name": e.name, "available": reason is None, "versions": registry.versions(e),
-                     "summary": e.summary, "reason": reason, "install": e.install_hint})
+                     "summary": e.summary, "reason": reason, "install": e.install_hint, "plugin": not e.builtin})
     if a.json:
         print(json_text(rows))
         return EXIT_OK

@@ -39,7 +39,7 @@ def run(a) -> int:
         wall = time.perf_counter() - start
     diverged = first_nonfinite(hist.loss)
     record = {"name": name, "implementation": a.impl, "spec": spec.to_dict(),
-              "versions": registry.versions(registry.REGISTRY[a.impl]), "wall_seconds": round(wall, 4),
+              "versions": registry.versions(registry.get_entry(a.impl)), "wall_seconds": round(wall, 4),
               "final_loss": float(model.loss(x, y)), "diverged_at_step": None if diverged is None else diverged + 1,
               "loss": hist.loss}  # written in chunks, NaN and infinities as null
     write_set(out, {"params.npz": npz_bytes(model.params()), "history.json": record})  # one set

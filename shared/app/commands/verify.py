@@ -1,0 +1,60 @@
+"""`xor-rosetta verify`: a battery of named checks against the reference, a scorecard, and a diagnosis."""
+from __future__ import annotations
+
+import re
+
+from ...errors import XorRosettaError
+from ..cli import EXIT_FAIL, EXIT_OK, writable_dir
+
+NAME, HELP = "verify", "check one implementation (yours too) against the reference, check by check, and say why it fails"
+
+
+def add_arguments(sp) -> None:
+    sp.add_argument("target", nargs="?", metavar="TARGET",
+                    help="a built-in or plug-in name, package.module:ClassName or path/to/file.py:ClassName")
+    sp.add_argument("--cmd", metavar="COMMAND", help='instead of TARGET: a child process speaking the protocol of '
+                    'docs/protocol.md, e.g. --cmd "node mlp.js"')
+    sp.add_argument("--dtype", metavar="float32|float64", default="float64", help="the battery's dtype (default float64)")
+    sp.add_argument("--quick", action="store_true", help="the quick battery: seed-numpy to 1,000 of its 10,000 steps, "
+                    "1 random spec instead of 20")
+    sp.add_argument("--checks", metavar="a,b,...", help="run only these checks (ids as in the scorecard)")
+    sp.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failing check")
+    sp.add_argument("--out", metavar="DIR", help="where report.md and report.json go (default runs/verify-NAME)")
+
+
+def run(a) -> int:
+    from ..files import json_text, write_set
+    from ..progress import Progress
+    from ..verify import CHECKS, Battery, subject_for, verify
+
+    if (a.target is None) == (a.cmd is None):
+        raise XorRosettaError("verify needs TARGET or --cmd COMMAND (one of them)")
+    if a.cmd is not None:
+        from ..protocol import command_class
+        target = subject_for(command_class(a.cmd), name=None)
+        target.source = f"command {a.cmd}"
+    else:
+        target = a.target
+    ids = None
+    if a.checks is not None:
+        ids = [c.strip() for c in a.checks.split(",") if c.strip()]
+        if not ids:
+            raise XorRosettaError(f"--checks names no check (got {a.checks!r}); give a,b,... or leave it out for all")
+        unknown = [c for c in ids if c not in CHECKS]
+        if unknown:
+            raise XorRosettaError(f"unknown check {unknown[0]!r}; choose from: {', '.join(CHECKS)}")
+    if a.out:
+        writable_dir(a.out)  # an output folder it cannot write fails now, not after the battery
+    battery = Battery(target, a.dtype, "quick" if a.quick else "full")  # bad input fails here, before any work
+    with Progress(len(ids or CHECKS), enabled=not a.quiet) as bar:
+        report = verify(battery, ids=ids, exitfirst=a.exitfirst, progress=lambda c, i: bar.update(c, i))
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", report.subject.name).strip("-") or "implementation"
+    out = writable_dir(a.out or f"runs/verify-{safe}")
+    write_set(out, {"report.json": report.to_dict(), "report.md": report.markdown()})  # one set
+    if a.json:
+        print(json_text(report.to_dict()))
+    else:
+        print("\n".join(report.lines()))
+        if not a.quiet:
+            print(f"wrote {out}/report.md and report.json")
+    return EXIT_OK if report.passed else EXIT_FAIL
