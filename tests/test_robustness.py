@@ -86,6 +86,7 @@ BAD_ARGS = {
     "empty impls": (["compare", "--preset", "seed-numpy", "--impls", ""], "--impls names no implementation"),
     "duplicate impls": (["compare", "--preset", "seed-numpy", "--impls", "numpy, numpy"], "'numpy' more than once"),
     "duplicate check impls": (["check", "--impls", "numpy,numpy"], "'numpy' more than once"),
+    "no check": (["verify", "numpy", "--checks", ","], "--checks names no check"),
     "threshold nan": (["compare", "--preset", "seed-numpy", "--threshold", "nan"], "expected a finite loss > 0"),
     "threshold inf": (["compare", "--preset", "seed-numpy", "--threshold", "inf"], "expected a finite loss > 0"),
     "threshold negative": (["compare", "--preset", "seed-numpy", "--threshold", "-1"], "expected a finite loss > 0"),
@@ -97,6 +98,7 @@ BAD_ARGS = {
 @pytest.mark.parametrize("args,message", BAD_ARGS.values(), ids=BAD_ARGS.keys())
 def test_bad_arguments(args, message, tmp_path, capsys):
     one_line_error(capsys, *args, *(["--out", tmp_path] if args[0] != "check" else []), needles=[message])
+    assert not (tmp_path / "report.json").exists()
 
 
 def test_bad_files_through_the_command_line(tmp_path, capsys):
