@@ -8,13 +8,11 @@ import signal
 import numpy as np
 import pytest
 
-from conftest import IMPLS, REQUIRE_ALL
 from impls import tasks
 from test_cli import ROOT, run
 from xor_rosetta import registry
 from xor_rosetta.app import workers
-from xor_rosetta.app.runner import checkpoints_for, run_all, train_impl
-from xor_rosetta.app.workers import Pool, RemoteError, Worker, WorkerError, needs_own_process, remote_class
+from xor_rosetta.app.workers import Pool, Worker, WorkerError, needs_own_process, remote_class
 from xor_rosetta.data import xor_data
 from xor_rosetta.implementations.numpy_mlp import NumpyMLP
 from xor_rosetta.params import init_params
@@ -136,46 +134,6 @@ def test_remote_mlp_is_the_implementation_bit_for_bit():
 def test_remote_unavailable_implementation_raises_unavailable():
     with pytest.raises(registry.UnavailableError, match="no_such_module_xyz"):
         remote_class("no_such_module_xyz:MLP")
-
-
-def _runs(jobs: int):
-    spec = get_preset("seed-keras").replace(steps=200)
-    names = [n for n in IMPLS if registry.unavailable_reason(registry.REGISTRY[n]) is None]
-    results, cost = run_all(names, spec, init_params(spec), 0.05, checkpoints_for(spec.steps), jobs=jobs)
-    assert cost["jobs"] == jobs
-    return {r.name: r for r in results}
-
-
-@pytest.mark.xdist_group("all-workers")
-def test_compare_results_do_not_depend_on_jobs():
-    """The same compare with one worker at a time and with three: every loss, param, gradient, output and verdict
-    is bit-identical."""
-    one, three = _runs(1), _runs(3)
-    if REQUIRE_ALL:
-        assert set(one) == set(IMPLS)
-    assert list(one) == list(three)
-    for name in one:
-        a, b = one[name], three[name]
-        assert a.error is None and b.error is None, (a.error, b.error)
-        assert np.array_equal(a.run.history.loss, b.run.history.loss), name
-        for k in a.run.history.checkpoints:
-            for (Wa, ba), (Wb, bb) in zip(a.run.history.checkpoints[k], b.run.history.checkpoints[k]):
-                assert np.array_equal(Wa, Wb) and np.array_equal(ba, bb), (name, k)
-        for field in ("outputs", "grid_outputs"):
-            assert np.array_equal(getattr(a.run, field), getattr(b.run, field)), (name, field)
-        assert all(np.array_equal(p, q) for ga, gb in zip(a.run.grads, b.run.grads) for p, q in zip(ga, gb))
-        assert (a.final_loss, a.param_diff, a.grad_diff, a.steps_to_threshold, a.judgement.verdict) == \
-            (b.final_loss, b.param_diff, b.grad_diff, b.steps_to_threshold, b.judgement.verdict)
-
-
-def test_worker_result_equals_this_process():
-    """numpy trained in a worker and in this process: the same ImplRun, bit for bit."""
-    spec = get_preset("seed-numpy").replace(steps=300)
-    ks = checkpoints_for(spec.steps)
-    (remote,), _ = run_all(["numpy"], spec, init_params(spec), 1e-6, ks, jobs=1)
-    here = train_impl("numpy", spec, init_params(spec), ks)
-    assert np.array_equal(remote.run.history.loss, here.history.loss)
-    assert np.array_equal(remote.run.grid_outputs, here.grid_outputs)
 
 
 def test_session_workers_are_reused_and_closed():

@@ -533,13 +533,20 @@ _session: Workers | None = None
 
 
 def session() -> Workers:
-    """The process-wide set of long-lived workers (closed at exit)."""
+    """The process-wide set of long-lived workers (closed at exit, or by close_session)."""
     global _session
     if _session is None:
         import atexit
         _session = Workers()
-        atexit.register(_session.close)
+        atexit.register(close_session)
     return _session
+
+
+def close_session() -> None:
+    global _session
+    if _session is not None:
+        _session.close()
+        _session = None
 
 
 # ------------------------------------------------------------------------------- an implementation in a worker

@@ -33,3 +33,15 @@ def raise_value_error(message: str):
 def imported(module: str) -> bool:
     import sys
     return module in sys.modules
+
+
+def repeat_runs(name: str, specs: list, repeats: int = 2) -> list[list]:
+    """`train_impl` (what compare runs in a worker) on each spec, then all of them again: [spec][repeat] -> ImplRun.
+    The second round runs after the other specs ran in this process, so state a run leaves behind would show."""
+    from xor_rosetta.app.runner import checkpoints_for, train_impl
+    from xor_rosetta.params import init_params
+    out = [[] for _ in specs]
+    for _ in range(repeats):
+        for i, spec in enumerate(specs):
+            out[i].append(train_impl(name, spec, init_params(spec), checkpoints_for(spec.steps)))
+    return out
