@@ -220,7 +220,8 @@ def run_all(names: list[str], spec: Spec, params: Params, threshold: float, chec
             env: dict[str, str] | None = None) -> tuple[list[RunResult], dict]:
     """Train every implementation in worker processes (at most `jobs` at a time, each limited to `timeout`
     seconds) and judge each run here as it arrives; results in the order of `names`, whatever the order of
-    completion. Also returns what the workers cost: {"jobs", "workers", "peak_rss_mb" (summed over workers)}.
+    completion. Also returns what the workers cost: {"jobs", "workers", "peak_rss_mb" (each worker's peak, summed),
+    "parent_peak_rss_mb" (this process's, so far)}.
 
     While the workers train, a thread of this process computes the reference run of each implementation's
     conventions as soon as its worker announces them, after the callables in `meanwhile` (say, importing
@@ -248,8 +249,10 @@ def run_all(names: list[str], spec: Spec, params: Params, threshold: float, chec
                 results[out.key] = judge_run(run, refs, threshold)
                 if progress:
                     progress(f"{out.key} done", len(results))
+            from .workers import rss_mb
             cost = {"jobs": pool.jobs, "workers": len(pool.started),
-                    "peak_rss_mb": round(sum(pool.peak_rss_mb.values()), 1) if pool.peak_rss_mb else None}
+                    "peak_rss_mb": round(sum(pool.peak_rss_mb.values()), 1) if pool.peak_rss_mb else None,
+                    "parent_peak_rss_mb": rss_mb()}
     finally:
         helper.queue.put(None)
     return [results[n] for n in names], cost

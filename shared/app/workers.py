@@ -129,6 +129,7 @@ class Worker:
         self.ready = False  # has started the task it holds
         self.closed = False
         self.garbage: list[int] = []  # kept objects to drop, sent with the next task
+        self.last_seconds = 0.0  # how long the last call() ran in the worker (transfers not included)
 
     def forget(self, ref: Ref) -> None:
         """Drop a kept object (at the next task: this may be called from a finalizer, mid-call)."""
@@ -195,6 +196,7 @@ class Worker:
                 raise WorkerError(msg[2])
             if msg[1] != task or msg[0] in ("start", "note"):
                 continue
+            self.last_seconds = msg[-2]
             if msg[0] == "done":
                 return msg[2]
             raise msg[2]
@@ -523,6 +525,15 @@ class Workers:
     def pids(self) -> list[int]:
         return [w.pid for w in self._by_group.values() if not w.closed]
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is not None:
+            for w in self._by_group.values():
+                w.kill()
+        self.close()
+
     def close(self) -> None:
         for w in self._by_group.values():
             w.close()
@@ -621,6 +632,11 @@ class RemoteMLP(_MLP):
     def pid(self) -> int:
         return self._worker.pid
 
+    @property
+    def last_call_seconds(self) -> float:
+        """How long the last call ran inside the worker, without the transfers (what a benchmark should time)."""
+        return self._worker.last_seconds
+
     def __del__(self):
         ref = getattr(self, "_ref", None)
         if ref is not None:
@@ -650,7 +666,8 @@ def _watch_parent(parent: int) -> None:
             os._exit(1)
 
 
-def _rss_mb() -> float | None:
+def rss_mb() -> float | None:
+    """This process's peak resident memory so far, in MB (None where the platform cannot say)."""
     try:
         import resource
     except ImportError:
@@ -697,11 +714,11 @@ def serve(rfd: int, wfd: int) -> None:
             if keep:
                 objects[task] = value
                 value = Ref(task, os.getpid())
-            reply = ("done", task, value, time.perf_counter() - start, _rss_mb())
+            reply = ("done", task, value, time.perf_counter() - start, rss_mb())
             blob = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException as e:  # noqa: BLE001 - reported to the parent, who decides
             reply = ("fail", task, _pickle_exception(e), traceback.format_exc(), time.perf_counter() - start,
-                     _rss_mb())
+                     rss_mb())
             blob = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
         _current = None
         outbox.send_bytes(blob)
