@@ -188,7 +188,7 @@ class Worker:
                 if self.overdue():
                     self.kill()
                     raise WorkerError(f"timeout after {timeout:g} s")
-                if self.proc.poll() is not None and not self.recv_conn.poll():
+                if self.exited() and not self.recv_conn.poll():
                     raise WorkerError(self._reap())
                 continue
             msg = self.receive()
@@ -202,41 +202,55 @@ class Worker:
             raise msg[2]
 
     # --- ending
+    def exited(self) -> bool:
+        """Whether the process has ended, without reaping it: until it is reaped its pid (and so its process
+        group's id) cannot be reused, which keeps killing its group safe."""
+        if self.proc.returncode is not None:
+            return True
+        if os.name != "posix":
+            return self.proc.poll() is not None
+        try:
+            return os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True
+
     def _reap(self) -> str:
-        self.closed = True
+        """It died (its pipe closed): end what it started, collect its status, and say how it ended."""
+        if self.exited():
+            self._kill_group()
         try:
             code = self.proc.wait(timeout=GRACE_S)
         except subprocess.TimeoutExpired:  # the pipe closed but the process lives on: end it
-            self.kill()
-            code = self.proc.returncode
+            self._kill_group()
+            code = self.proc.wait()
+        self.closed = True
         self._close_pipes()
         return exit_reason(code)
+
+    def _kill_group(self) -> None:
+        if self.proc.returncode is not None:
+            return  # reaped: its pid may belong to someone else by now
+        try:
+            if os.name == "posix":
+                os.killpg(self.pid, signal.SIGKILL)  # a session of its own: helpers it started go too
+            else:
+                self.proc.kill()
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def kill(self) -> None:
         """End the worker and everything it started, now."""
         self.closed = True
-        if self.proc.poll() is None:
-            try:
-                if os.name == "posix":
-                    os.killpg(self.pid, signal.SIGKILL)  # its own session: helpers it started go too
-                else:
-                    self.proc.kill()
-            except ProcessLookupError:
-                pass
+        self._kill_group()
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
-        if os.name == "posix":
-            try:
-                os.killpg(self.pid, signal.SIGKILL)  # helpers that outlived it
-            except (ProcessLookupError, PermissionError):
-                pass
         self._close_pipes()
 
     def close(self) -> None:
         """Ask the worker to finish (it is idle), then make sure it has."""
-        if self.proc.poll() is None and not self.closed:
+        if not self.closed and not self.exited():
             try:
                 self.send_conn.send(None)
                 self.proc.wait(timeout=GRACE_S)
@@ -407,7 +421,7 @@ class Pool:
                     worker.kill()
                     yield self._finish(worker, task, Outcome(task.key, error=f"timeout after {self.timeout:g} s",
                                                              seconds=time.monotonic() - worker.started_at))
-                elif worker.proc.poll() is not None and not worker.recv_conn.poll():
+                elif worker.exited() and not worker.recv_conn.poll():
                     yield from self._handle(worker, task, ("dead", task.id, worker._reap()))
 
     def _handle(self, worker: Worker, task: _Task, msg) -> Iterator[Outcome]:
@@ -516,7 +530,7 @@ class Workers:
 
     def get(self, group: str, env: dict[str, str] | tuple = ()) -> Worker:
         w = self._by_group.get(group)
-        if w is None or w.closed or w.proc.poll() is not None:
+        if w is None or w.closed or w.exited():
             if w is not None:
                 w.kill()
             w = self._by_group[group] = Worker(group, dict(env))
