@@ -2,12 +2,12 @@
 and with any number of worker processes at a time (`--jobs`).
 
 Each implementation runs `train_impl` (what `compare` runs in a worker: gradients, every step's loss, params at
-checkpoints, outputs) on every spec below, twice, in three processes: this one (or, for an implementation that
-cannot share it, its session worker); a worker of a pool with --jobs 1 and OMP_NUM_THREADS=1; and a worker of a
-pool with --jobs 3 and OMP_NUM_THREADS=2. The second round in a process runs after the other specs, so state that
-one run leaves for the next (compiled graphs, dtype policies) would show too. Everything must be equal bit for
-bit: no tolerance. The two pools differ in both settings at once, to start each framework twice instead of four
-times; a difference would name both, and one rerun with one setting changed tells which.
+checkpoints, outputs) on every spec below, twice, in two processes: a worker of a pool with --jobs 1 and
+OMP_NUM_THREADS=1, and a worker of a pool with --jobs 3 and OMP_NUM_THREADS=2. The second round in a process runs
+after the other specs, so state that one run leaves for the next (compiled graphs, dtype policies) would show
+too. Everything must be equal bit for bit: no tolerance. The two pools differ in both settings at once, to start
+each framework twice instead of four times; a difference would name both, and one rerun with one setting changed
+tells which. (tests/test_equivalence.py runs each implementation twice in the test process as well.)
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import functools
 import numpy as np
 import pytest
 
-from conftest import IMPLS, load_or_skip, runs_here
+from conftest import IMPLS, load_or_skip
 from impls.tasks import repeat_runs
 from xor_rosetta import registry
 from xor_rosetta.app import workers
@@ -55,16 +55,6 @@ def in_pool(name: str, label: str):
     return got
 
 
-@functools.cache
-def here(name: str):
-    """repeat_runs in this process, or for an implementation that cannot share it, in its session worker."""
-    load_or_skip(name)
-    if runs_here(name):
-        return repeat_runs(name, list(SPECS.values()))
-    entry = registry.get_entry(name)
-    return workers.session().get(entry.process_key, entry.env).call(repeat_runs, name, list(SPECS.values()))
-
-
 def assert_identical(a: list, b: list, what: str, threads_differ: bool = False) -> None:
     """Two lists of ImplRun (one per spec), equal in every array.
 
@@ -97,21 +87,16 @@ def _flat(pa, pb):
 
 @pytest.mark.parametrize("name", IMPLS)
 def test_twice_in_one_process(name):
-    for where, runs in (("this process", here(name)), ("a worker", in_pool(name, next(iter(POOLS))))):
-        assert_identical([r[0] for r in runs], [r[1] for r in runs], f"{name}: first and second run in {where}")
+    for label in POOLS:
+        runs = in_pool(name, label)
+        assert_identical([r[0] for r in runs], [r[1] for r in runs], f"{name}: first and second run, {label}")
 
 
 @pytest.mark.parametrize("name", IMPLS)
-def test_same_in_two_processes(name):
-    mine, theirs = here(name), in_pool(name, next(iter(POOLS)))
-    assert_identical([r[0] for r in mine], [r[0] for r in theirs], f"{name}: this process and a worker",
-                     threads_differ=True)  # this process runs with its own thread count
-
-
-@pytest.mark.parametrize("name", IMPLS)
-def test_same_for_any_jobs_and_omp_num_threads(name):
-    """--jobs 1 with OMP_NUM_THREADS=1 and --jobs 3 with OMP_NUM_THREADS=2: the same runs, and the same verdicts
-    and numbers once judged against the reference (as compare does)."""
+def test_same_in_two_processes_for_any_jobs_and_omp_num_threads(name):
+    """Two processes, one of a pool with --jobs 1 and OMP_NUM_THREADS=1, one of a pool with --jobs 3 and
+    OMP_NUM_THREADS=2: the same runs, and the same verdicts and numbers once judged against the reference (as
+    compare does)."""
     (la, a), (lb, b) = [(label, in_pool(name, label)) for label in POOLS]
     assert_identical([r[0] for r in a], [r[0] for r in b], f"{name}: {la} and {lb}", threads_differ=True)
     spec = SPECS["seed-keras-200"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .. import registry
-from .workers import Pool, note
+from .workers import Pool, note, rss_mb
 from ..compare import Judgement, accuracy, judge, max_abs_diff, max_rel_diff
 from ..data import xor_data
 from ..interface import Conventions, History
@@ -134,24 +134,24 @@ def first_nonfinite(loss: np.ndarray) -> int | None:
 
 
 class References:
-    """Reference runs for one spec and set of initial weights, by conventions, computed once each; and their
-    rounding floors, measured only when a verdict needs them."""
+    """Reference runs for one spec and set of initial weights, by conventions, computed once each (here, or handed
+    in from a worker with `put`); and their rounding floors, measured only when a verdict needs them."""
 
     def __init__(self, spec: Spec, params: Params, checkpoints: list[int]):
-        import threading
         self.spec, self.params, self.checkpoints = spec, params, checkpoints
         self.x, self.y = xor_data(spec.dtype)
         self._runs, self._grads, self._floors = {}, {}, {}
-        self._lock = threading.Lock()  # run_all computes references in a helper thread too
+
+    def has(self, conv: Conventions) -> bool:
+        return conv in self._runs
+
+    def put(self, conv: Conventions, grads: Params, history: History) -> None:
+        self._grads[conv], self._runs[conv] = grads, history
 
     def run(self, conv: Conventions) -> History:
-        with self._lock:
-            if conv not in self._runs:
-                with np.errstate(all="ignore"):
-                    ref = Reference(self.spec, self.params, conv)
-                    self._grads[conv] = ref.gradients(self.x, self.y)
-                    self._runs[conv] = ref.train(self.x, self.y, checkpoints=self.checkpoints)
-            return self._runs[conv]
+        if conv not in self._runs:
+            self.put(conv, *reference_run(self.spec, self.params, conv.to_dict(), self.checkpoints))
+        return self._runs[conv]
 
     def gradients(self, conv: Conventions) -> Params:
         self.run(conv)
@@ -162,6 +162,14 @@ class References:
             self._floors[conv] = rounding_floor(self.spec, self.params, conv, self.run(conv), self.checkpoints,
                                                 self.x, self.y)
         return self._floors[conv]
+
+
+def reference_run(spec: Spec, params: Params, conventions: dict, checkpoints: list[int]) -> tuple[Params, History]:
+    """The NumPy reference in these conventions: its gradients at the initial weights, and its training run."""
+    x, y = xor_data(spec.dtype)
+    with np.errstate(all="ignore"):
+        ref = Reference(spec, params, Conventions(**conventions))
+        return ref.gradients(x, y), ref.train(x, y, checkpoints=checkpoints)
 
 
 def judge_run(run: ImplRun, refs: References, threshold: float) -> RunResult:
@@ -216,63 +224,61 @@ def submit(pool: Pool, key, name: str, fn, *args, **kwargs) -> None:
 
 def run_all(names: list[str], spec: Spec, params: Params, threshold: float, checkpoints: list[int],
             jobs: int | None = None, timeout: float | None = None, impl_specs: dict[str, Spec] | None = None,
-            references: References | None = None, progress=None, meanwhile=(),
-            env: dict[str, str] | None = None) -> tuple[list[RunResult], dict]:
+            references: References | None = None, progress=None, env: dict[str, str] | None = None,
+            meanwhile=None) -> tuple[list[RunResult], dict]:
     """Train every implementation in worker processes (at most `jobs` at a time, each limited to `timeout`
-    seconds) and judge each run here as it arrives; results in the order of `names`, whatever the order of
-    completion. Also returns what the workers cost: {"jobs", "workers", "peak_rss_mb" (each worker's peak, summed),
-    "parent_peak_rss_mb" (this process's, so far)}.
+    seconds) and judge each run here; results in the order of `names`, whatever the order of completion. Also
+    returns what the workers cost: {"jobs", "workers", "peak_rss_mb" (each worker's peak, summed),
+    "parent_peak_rss_mb" (this process's)}.
 
-    While the workers train, a thread of this process computes the reference run of each implementation's
-    conventions as soon as its worker announces them, after the callables in `meanwhile` (say, importing
-    matplotlib for the plots). `progress(label, done)` is told of each finished implementation; `env` is added to
-    every worker's environment."""
+    The NumPy reference runs in the NumPy worker too, as soon as a worker announces the conventions of the
+    implementation it has loaded, so that it is computed while the frameworks train and ends with the workers on
+    an interrupt (this process runs no thread). `meanwhile()` runs here once the tasks are handed out (say,
+    importing matplotlib for the plots); `progress(label, done)` is told of each finished implementation; `env`
+    is added to every worker's environment."""
     check_params(params, spec)
     refs = references or References(spec, params, checkpoints)
+    ref_group = registry.get_entry("numpy")
     runs: dict[str, ImplRun] = {}
     for n in names:
         reason = unavailable(n)
         if reason is not None:
             runs[n] = ImplRun(n, error=reason)
     results: dict[str, RunResult] = {n: judge_run(r, refs, threshold) for n, r in runs.items()}
-    helper = _Helper(refs, meanwhile)
-    try:
-        with Pool(jobs, timeout, env) as pool:
-            for n in names:
-                if n not in runs:
-                    submit(pool, n, n, train_impl, n, spec, params, checkpoints, (impl_specs or {}).get(n))
-            for out in pool.results():
-                if out.note:
-                    helper.queue.put(Conventions(**out.value["conventions"]))
-                    continue
+    waiting: dict[Conventions, list[ImplRun]] = {}  # runs whose reference is still being computed
+    with Pool(jobs, timeout, env) as pool:
+        for n in names:
+            if n not in runs:
+                submit(pool, n, n, train_impl, n, spec, params, checkpoints, (impl_specs or {}).get(n))
+        if meanwhile is not None:
+            pool.start()
+            meanwhile()
+
+        def judged(run: ImplRun):
+            results[run.name] = judge_run(run, refs, threshold)
+            if progress:
+                progress(f"{run.name} done", len(results))
+
+        for out in pool.results():
+            if isinstance(out.key, Conventions):  # a reference run (or the reason it has none: computed here)
+                if out.error is None:
+                    refs.put(out.key, *out.value)
+                for run in waiting.pop(out.key, []):
+                    judged(run)
+            elif out.note:
+                conv = Conventions(**out.value["conventions"])
+                if conv not in waiting and not refs.has(conv):
+                    waiting[conv] = []
+                    pool.submit(conv, ref_group.process_key, reference_run, spec, params, conv.to_dict(),
+                                checkpoints, env=ref_group.env)
+            else:
                 run = out.value if out.error is None else ImplRun(out.key, error=out.error)
-                results[out.key] = judge_run(run, refs, threshold)
-                if progress:
-                    progress(f"{out.key} done", len(results))
-            from .workers import rss_mb
-            cost = {"jobs": pool.jobs, "workers": len(pool.started),
-                    "peak_rss_mb": round(sum(pool.peak_rss_mb.values()), 1) if pool.peak_rss_mb else None,
-                    "parent_peak_rss_mb": rss_mb()}
-    finally:
-        helper.queue.put(None)
+                conv = None if run.conventions is None else Conventions(**run.conventions)
+                if conv in waiting:
+                    waiting[conv].append(run)
+                else:
+                    judged(run)
+        cost = {"jobs": pool.jobs, "workers": len(pool.started),
+                "peak_rss_mb": round(sum(pool.peak_rss_mb.values()), 1) if pool.peak_rss_mb else None,
+                "parent_peak_rss_mb": rss_mb()}
     return [results[n] for n in names], cost
-
-
-class _Helper:
-    """A thread of the parent that does its own work while the workers train: first `meanwhile`, then each
-    reference run queued. Judging in the main thread waits for a run being computed here (References' lock)."""
-
-    def __init__(self, refs: References, meanwhile=()):
-        import queue
-        import threading
-        self.refs, self.meanwhile, self.queue = refs, meanwhile, queue.Queue()
-        threading.Thread(target=self._loop, daemon=True, name="references").start()
-
-    def _loop(self):
-        for work in self.meanwhile:
-            work()
-        while (conv := self.queue.get()) is not None:
-            try:
-                self.refs.run(conv)
-            except Exception:  # noqa: BLE001 - the main thread computes it again and reports what went wrong
-                pass

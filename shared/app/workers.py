@@ -408,6 +408,10 @@ class Pool:
         g.pending.append(_Task(key, group, fn, args, kwargs))
         self._waiting += 1
 
+    def start(self) -> None:
+        """Start workers for the tasks submitted so far now (results() does it too), to do other work meanwhile."""
+        self._schedule()
+
     def results(self) -> Iterator[Outcome]:
         """Outcomes as tasks finish (and notes as tasks send them), until every submitted task has one."""
         while self._waiting:
@@ -549,8 +553,20 @@ class Workers:
         self.close()
 
     def close(self) -> None:
+        """Ask every worker to finish, all at once, then make sure they have."""
         for w in self._by_group.values():
-            w.close()
+            if not w.closed:
+                try:
+                    w.send_conn.send(None)
+                except OSError:
+                    pass
+        deadline = time.monotonic() + GRACE_S
+        for w in self._by_group.values():
+            try:
+                w.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            w.kill()
         self._by_group.clear()
 
 

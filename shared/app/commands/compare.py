@@ -40,7 +40,7 @@ def run(a) -> int:
         bar.update(f"training {', '.join(names)} in worker processes", 0)
         results, cost = run_all(names, spec, params, threshold, ks, jobs=a.jobs, timeout=a.timeout,
                                 impl_specs=perturbed, progress=lambda label, done: bar.update(label, done),
-                                meanwhile=[_warm_plots])
+                                meanwhile=_warm_plots)
     report = summary(name, spec, results, threshold, time.perf_counter() - start)
     report["workers"] = cost
     write(out, report, results)
@@ -77,7 +77,7 @@ def _perturbation(arg: str | None, spec) -> dict:
 
 
 def _warm_plots() -> None:
-    """While the workers train: import matplotlib for the plots."""
+    """While the workers train: import matplotlib for the plots (about a second, off the critical path)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
