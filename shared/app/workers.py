@@ -17,9 +17,11 @@ slow frameworks are not left for last.
 Start method. A worker is a fresh interpreter (`python -P -m xor_rosetta.app.workers`), exec'd at once: the
 "spawn" start method, never a fork of a process that may hold a framework's threads. Unlike multiprocessing's
 spawn it gets its group's environment (KERAS_BACKEND=jax, OMP_NUM_THREADS, ...) before the interpreter starts, and
-it does not re-import the parent's __main__. It runs in a session of its own, so that killing it also ends the
-helpers a framework may have started (torch.compile's compile workers), and it watches its parent: if the parent
-vanishes (SIGKILL), the worker ends itself within half a second.
+it does not re-import the parent's __main__. Where pipes cannot be inherited that way (Windows), multiprocessing's
+"spawn" context starts it instead, and the environment is set first thing in the worker. On POSIX it runs in a
+session of its own, so that killing it also ends the helpers a framework may have started (torch.compile's
+compile workers). It watches its parent: if the parent vanishes (SIGKILL), the worker ends itself within half a
+second.
 
 Protocol. Two pipes (multiprocessing.connection, pickled messages). The parent sends the worker the parent's
 sys.path, then tasks: (task id, pickled (function, args, kwargs, keep)); the function is named by its module and
@@ -49,6 +51,9 @@ from typing import Any, Callable, Iterator
 
 READY_ENV = "XOR_ROSETTA_TEST_READY"  # tests: "1" prints a line on stderr once the first workers run their tasks
 GRACE_S = 2.0  # how long a worker asked to stop may take before it is killed
+# How workers start: "exec", a fresh interpreter with inherited pipes, in a session of its own (POSIX); or "spawn",
+# multiprocessing's (elsewhere). XOR_ROSETTA_WORKER_START=spawn lets the tests try the second one here.
+START = os.environ.get("XOR_ROSETTA_WORKER_START") or ("exec" if os.name == "posix" else "spawn")
 _current: tuple[Connection, int] | None = None  # in a worker: (connection to the parent, id of the running task)
 
 
@@ -107,20 +112,22 @@ class Worker:
 
     def __init__(self, group: str, env: dict[str, str] | None = None):
         self.group, self.env = group, dict(env or {})
-        to_child_r, to_child_w = os.pipe()
-        from_child_r, from_child_w = os.pipe()
-        cmd = [sys.executable, "-P", "-m", "xor_rosetta.app.workers", str(to_child_r), str(from_child_w)]
-        kwargs = {"start_new_session": True} if os.name == "posix" else \
-            {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
-        try:
-            self.proc = subprocess.Popen(cmd, env={**os.environ, **self.env}, stdin=subprocess.DEVNULL, stdout=2,
-                                         pass_fds=(to_child_r, from_child_w), **kwargs)
-        finally:
-            os.close(to_child_r)
-            os.close(from_child_w)
+        self.own_session = START == "exec"
+        if self.own_session:
+            to_child_r, to_child_w = os.pipe()
+            from_child_r, from_child_w = os.pipe()
+            cmd = [sys.executable, "-P", "-m", "xor_rosetta.app.workers", str(to_child_r), str(from_child_w)]
+            try:
+                self.proc = subprocess.Popen(cmd, env={**os.environ, **self.env}, stdin=subprocess.DEVNULL,
+                                             stdout=2, pass_fds=(to_child_r, from_child_w), start_new_session=True)
+            finally:
+                os.close(to_child_r)
+                os.close(from_child_w)
+            self.send_conn = Connection(to_child_w, readable=False)
+            self.recv_conn = Connection(from_child_r, writable=False)
+        else:
+            self.proc, self.send_conn, self.recv_conn = _Spawned.start(self.env)
         self.pid = self.proc.pid
-        self.send_conn = Connection(to_child_w, readable=False)
-        self.recv_conn = Connection(from_child_r, writable=False)
         self.send_conn.send(("path", list(sys.path)))
         self.task: int | None = None  # id of the task it holds
         self.started_at = 0.0  # when it was handed that task
@@ -207,7 +214,7 @@ class Worker:
         group's id) cannot be reused, which keeps killing its group safe."""
         if self.proc.returncode is not None:
             return True
-        if os.name != "posix":
+        if not self.own_session:
             return self.proc.poll() is not None
         try:
             return os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
@@ -231,7 +238,7 @@ class Worker:
         if self.proc.returncode is not None:
             return  # reaped: its pid may belong to someone else by now
         try:
-            if os.name == "posix":
+            if self.own_session:
                 os.killpg(self.pid, signal.SIGKILL)  # a session of its own: helpers it started go too
             else:
                 self.proc.kill()
@@ -264,6 +271,48 @@ class Worker:
                 c.close()
             except OSError:
                 pass
+
+
+class _Spawned:
+    """A worker started by multiprocessing's "spawn" (where there is no fork/exec with inherited pipes: Windows),
+    with the little of subprocess.Popen's interface that Worker uses. Its group's environment is set first thing
+    in the new interpreter, before anything imports a framework (NumPy is loaded by then)."""
+
+    def __init__(self, process):
+        self.process, self.pid, self.returncode = process, process.pid, None
+
+    @staticmethod
+    def start(env: dict[str, str]):
+        import multiprocessing as mp
+        ctx = mp.get_context("spawn")
+        child_in, parent_out = ctx.Pipe(duplex=False)
+        parent_in, child_out = ctx.Pipe(duplex=False)
+        process = ctx.Process(target=_spawned_main, args=(child_in, child_out, env), daemon=True,
+                              name="xor-rosetta-worker")
+        process.start()
+        child_in.close()
+        child_out.close()
+        return _Spawned(process), parent_out, parent_in
+
+    def poll(self):
+        if self.returncode is None and self.process.exitcode is not None:
+            self.returncode = self.process.exitcode
+        return self.returncode
+
+    def wait(self, timeout=None):
+        self.process.join(timeout)
+        if self.poll() is None:
+            raise subprocess.TimeoutExpired("worker", timeout)
+        return self.returncode
+
+    def kill(self):
+        self.process.kill()
+
+
+def _spawned_main(inbox, outbox, env) -> None:
+    os.environ.update(env)
+    from xor_rosetta.app import workers
+    workers.serve(inbox, outbox)
 
 
 def _tick(worker: Worker) -> float:
@@ -691,7 +740,7 @@ def _watch_parent(parent: int) -> None:
     while True:
         time.sleep(0.5)
         if os.getppid() != parent:  # the parent is gone (killed): end this worker and what it started
-            if os.name == "posix":
+            if os.name == "posix" and os.getpgid(0) == os.getpid():  # leads its own session (START "exec")
                 os.killpg(0, signal.SIGKILL)
             os._exit(1)
 
@@ -710,13 +759,12 @@ def _resolve(x, objects):
     return objects[x.id] if isinstance(x, Ref) else x
 
 
-def serve(rfd: int, wfd: int) -> None:
+def serve(inbox: Connection, outbox: Connection) -> None:
     """The worker's loop: run tasks until the parent says stop or goes away."""
     global _current
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends the workers
     parent = os.getppid()
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    inbox, outbox = Connection(rfd, writable=False), Connection(wfd, readable=False)
     objects: dict[int, Any] = {}
     while True:
         try:
@@ -769,4 +817,4 @@ def _pickle_exception(e: BaseException) -> bytes:
 
 if __name__ == "__main__":
     from xor_rosetta.app import workers  # the module by its own name, so that note() and Ref are this module's
-    workers.serve(int(sys.argv[1]), int(sys.argv[2]))
+    workers.serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
