@@ -420,6 +420,17 @@ class Pool:
             for out in pool.results():  # as they complete; submit() more from here if you like
                 ...
 
+    A sweep submits many small tasks, each (implementation, spec, params) -> a summary, and streams the outcomes;
+    `xor_rosetta.app.runner.submit` picks the group and environment from the implementation's registry entry:
+
+        with Pool(jobs, timeout) as pool:
+            for i, (name, spec, params) in enumerate(cases):
+                runner.submit(pool, i, name, summarize, name, spec, params)  # summarize: a module-level function
+            for out in pool.results():
+                show(out.key, out.value if out.error is None else out.error)
+
+    A group with more waiting tasks than workers gets another worker when a slot is free.
+
     Results do not depend on `jobs` or on the order of completion: every task runs alone in its worker, from the
     arguments it was given. Leaving the `with` block (normally, by an exception, by Ctrl-C) ends every worker.
     `timeout` limits each task, from the moment a worker is handed it (a worker's first task includes the
