@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -137,14 +138,22 @@ def gone(pid: int) -> bool:
         return True
 
 
+# Starts a command with SIGINT at its default action, in the same process (exec). Ignored signals are inherited: in
+# full runs of this suite, the command started from an xdist worker had SIGINT and SIGQUIT ignored (the pair C's
+# system() ignores in its caller while its child runs), so SIGINT never reached it and the test timed out.
+WITH_SIGINT = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+               "os.execv(sys.argv[1], sys.argv[1:])"]
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc to find the workers")
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_run_ends_every_worker_and_keeps_earlier_results(sig, code, tmp_path):
     """Interrupted while two workers train: exit 130/143, no worker left (checked by pid), earlier files intact."""
     (tmp_path / "report.json").write_text('{"earlier": true}')
     hang = "tests/impls/crashy.py:HangMLP"
-    proc = subprocess.Popen([str(EXE), "compare", "--preset", "seed-numpy", "--steps", "3000000", "--impls",
-                             f"numpy,{hang}", "--jobs", "2", "--out", str(tmp_path), "--quiet"], cwd=ROOT, text=True,
+    proc = subprocess.Popen([*WITH_SIGINT, str(EXE), "compare", "--preset", "seed-numpy", "--steps", "3000000",
+                             "--impls", f"numpy,{hang}", "--jobs", "2", "--out", str(tmp_path), "--quiet"], cwd=ROOT,
+                            text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, READY_ENV: "1"})
     try:
         line = proc.stderr.readline()  # the CLI says when its workers run their tasks
@@ -152,7 +161,12 @@ def test_interrupted_run_ends_every_worker_and_keeps_earlier_results(sig, code, 
         workers = children(proc.pid)
         assert len(workers) == 2, workers
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            status = (Path("/proc") / str(proc.pid) / "status").read_text()
+            proc.kill()
+            pytest.fail(f"still running 60 s after {sig!r}; {status}\n{proc.communicate()[1]}")
     finally:
         proc.kill()
     assert proc.returncode == code, err
