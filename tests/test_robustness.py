@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -26,11 +27,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import load_or_skip
-from test_cli import EXE, GOLDEN, assert_one_line_error, run
+from test_cli import EXE, GOLDEN, ROOT, assert_one_line_error, run
 from xor_rosetta import registry
 from xor_rosetta.app import bench, cli, files, golden, report, runner
 from xor_rosetta.app.files import json_text, write_set
 from xor_rosetta.app.resources import available_memory
+from xor_rosetta.app.workers import READY_ENV
 from xor_rosetta.interface import History
 from xor_rosetta.params import init_params
 from xor_rosetta.presets import get_preset
@@ -673,6 +675,68 @@ def test_interrupted_run_keeps_earlier_results(sig, code, tmp_path):
                    "xor-rosetta: terminated; earlier results are intact\n"), err
     assert json.loads((tmp_path / "history.json").read_text()) == {"earlier": True}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["history.json", "hook"]  # no temporary files left
+
+
+def children(pid: int) -> set[int]:
+    """Every process whose parent is `pid`, read from /proc."""
+    out = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.add(int(d.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def gone(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie
+    except OSError:
+        return True
+
+
+# Starts a command with SIGINT at its default action, in the same process (exec). Ignored signals are inherited: in
+# full runs of this suite, the command started from an xdist worker had SIGINT and SIGQUIT ignored (the pair C's
+# system() ignores in its caller while its child runs), so SIGINT never reached it and the test timed out.
+WITH_SIGINT = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+               "os.execv(sys.argv[1], sys.argv[1:])"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc to find the workers")
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_run_ends_every_worker_and_keeps_earlier_results(sig, code, tmp_path):
+    """Interrupted while two workers train: exit 130/143, no worker left (checked by pid), earlier files intact."""
+    (tmp_path / "report.json").write_text('{"earlier": true}')
+    hang = "tests/impls/crashy.py:HangMLP"
+    proc = subprocess.Popen([*WITH_SIGINT, str(EXE), "compare", "--preset", "seed-numpy", "--steps", "3000000",
+                             "--impls", f"numpy,{hang}", "--jobs", "2", "--out", str(tmp_path), "--quiet"], cwd=ROOT,
+                            text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, READY_ENV: "1"})
+    try:
+        line = proc.stderr.readline()  # the CLI says when its workers run their tasks
+        assert "ready" in line, line + proc.stderr.read()
+        workers = children(proc.pid)
+        assert len(workers) == 2, workers
+        proc.send_signal(sig)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            status = (Path("/proc") / str(proc.pid) / "status").read_text()
+            proc.kill()
+            pytest.fail(f"still running 60 s after {sig!r}; {status}\n{proc.communicate()[1]}")
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err
+    assert "interrupted" in err or "terminated" in err
+    assert "Traceback" not in err
+    deadline = time.monotonic() + 10
+    while not all(gone(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [p for p in workers if not gone(p)] == []
+    assert json.loads((tmp_path / "report.json").read_text()) == {"earlier": True}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]  # no temporary files left
 
 # endregion
 

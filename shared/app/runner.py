@@ -1,16 +1,20 @@
 """Run implementations on a spec from shared initial weights, and judge them against the NumPy reference.
 
-Two halves, so that an implementation can run in a process of its own: `train_impl` runs one implementation and
+Two halves, so that an implementation runs in a process of its own: `train_impl` runs one implementation and
 returns plain data only (NumPy arrays, numbers, strings: no framework object), and `judge_run` measures that
-against the reference (`xor_rosetta.reference.Reference`) by the tolerance policy.
+against the reference (`xor_rosetta.reference.Reference`) by the tolerance policy. `run_all` runs `train_impl` for
+each implementation in a worker process (`xor_rosetta.app.workers`) and judges the runs here, in the parent,
+as they arrive; the parent computes the reference runs while the workers train, and imports no framework.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .. import registry
+from .workers import Pool, note, rss_mb
 from ..compare import Judgement, accuracy, judge, max_abs_diff, max_rel_diff
 from ..data import xor_data
 from ..interface import Conventions, History
@@ -64,6 +68,7 @@ def train_impl(name: str, spec: Spec, params: Params, checkpoints: list[int], im
         run.error = str(e)
         return run
     run.conventions = getattr(cls, "conventions", Conventions()).to_dict()  # a duck-typed plug-in may not say
+    note({"conventions": run.conventions})  # in a worker: the parent starts on this reference run meanwhile
     x, y = xor_data(spec.dtype)
     model = None
     try:
@@ -99,6 +104,18 @@ def _nonfinite(model, x) -> bool:
         return not all(np.all(np.isfinite(a)) for a in values)
     except Exception:
         return False
+
+
+def train_alone(name: str, spec: Spec, params: Params) -> dict:
+    """`xor-rosetta train`'s run (in a worker): the history, the final params and loss, the wall time of train()."""
+    cls = registry.load(name)
+    x, y = xor_data(spec.dtype)
+    with np.errstate(all="ignore"):  # a diverging run is reported as such
+        model = cls(spec, params)
+        start = time.perf_counter()
+        hist = model.train(x, y)
+        wall = time.perf_counter() - start
+        return {"history": hist, "wall_seconds": wall, "final_loss": float(model.loss(x, y)), "params": model.params()}
 
 
 @dataclass
@@ -142,20 +159,23 @@ def first_nonfinite(loss: np.ndarray) -> int | None:
 
 
 class References:
-    """Reference runs for one spec and set of initial weights, by conventions, computed once each; and their
-    rounding floors, measured only when a verdict needs them."""
+    """Reference runs for one spec and set of initial weights, by conventions, computed once each (here, or handed
+    in from a worker with `put`); and their rounding floors, measured only when a verdict needs them."""
 
     def __init__(self, spec: Spec, params: Params, checkpoints: list[int]):
         self.spec, self.params, self.checkpoints = spec, params, checkpoints
         self.x, self.y = xor_data(spec.dtype)
         self._runs, self._grads, self._floors = {}, {}, {}
 
+    def has(self, conv: Conventions) -> bool:
+        return conv in self._runs
+
+    def put(self, conv: Conventions, grads: Params, history: History) -> None:
+        self._grads[conv], self._runs[conv] = grads, history
+
     def run(self, conv: Conventions) -> History:
         if conv not in self._runs:
-            with np.errstate(all="ignore"):
-                ref = Reference(self.spec, self.params, conv)
-                self._grads[conv] = ref.gradients(self.x, self.y)
-                self._runs[conv] = ref.train(self.x, self.y, checkpoints=self.checkpoints)
+            self.put(conv, *reference_run(self.spec, self.params, conv.to_dict(), self.checkpoints))
         return self._runs[conv]
 
     def gradients(self, conv: Conventions) -> Params:
@@ -168,6 +188,14 @@ class References:
                 self._floors[conv] = rounding_floor(self.spec, self.params, conv, self.run(conv), self.checkpoints,
                                                     self.x, self.y)
         return self._floors[conv]
+
+
+def reference_run(spec: Spec, params: Params, conventions: dict, checkpoints: list[int]) -> tuple[Params, History]:
+    """The NumPy reference in these conventions: its gradients at the initial weights, and its training run."""
+    x, y = xor_data(spec.dtype)
+    with np.errstate(all="ignore"):
+        ref = Reference(spec, params, Conventions(**conventions))
+        return ref.gradients(x, y), ref.train(x, y, checkpoints=checkpoints)
 
 
 def judge_run(run: ImplRun, refs: References, threshold: float) -> RunResult:
@@ -213,3 +241,77 @@ def run_one(name: str, spec: Spec, params: Params, threshold: float, checkpoints
     check_params(params, spec)
     refs = references or References(spec, params, checkpoints)
     return judge_run(train_impl(name, spec, params, checkpoints, impl_spec), refs, threshold)
+
+
+def unavailable(name: str) -> str | None:
+    """Why `name` cannot run here, judged without importing anything (no worker is started for it)."""
+    reason = registry.unavailable_reason(registry.get_entry(name))
+    return None if reason is None else f"implementation {name!r} is unavailable: {reason}"
+
+
+def submit(pool: Pool, key, name: str, fn, *args, **kwargs) -> None:
+    """Queue fn(*args) in a worker of `name`'s process group, with the environment that group needs."""
+    entry = registry.get_entry(name)
+    pool.submit(key, entry.process_key, fn, *args, env=entry.env, **kwargs)
+
+
+def run_all(names: list[str], spec: Spec, params: Params, threshold: float, checkpoints: list[int],
+            jobs: int | None = None, timeout: float | None = None, impl_specs: dict[str, Spec] | None = None,
+            references: References | None = None, progress=None, env: dict[str, str] | None = None,
+            meanwhile=None) -> tuple[list[RunResult], dict]:
+    """Train every implementation in worker processes (at most `jobs` at a time, each limited to `timeout`
+    seconds) and judge each run here; results in the order of `names`, whatever the order of completion. Also
+    returns what the workers cost: {"jobs", "workers", "peak_rss_mb" (each worker's peak, summed),
+    "parent_peak_rss_mb" (this process's)}.
+
+    The NumPy reference runs in the NumPy worker too, as soon as a worker announces the conventions of the
+    implementation it has loaded, so that it is computed while the frameworks train and ends with the workers on
+    an interrupt (this process runs no thread). `meanwhile()` runs here once the tasks are handed out (say,
+    importing matplotlib for the plots); `progress(label, done)` is told of each finished implementation; `env`
+    is added to every worker's environment."""
+    check_params(params, spec)
+    refs = references or References(spec, params, checkpoints)
+    ref_group = registry.get_entry("numpy")
+    runs: dict[str, ImplRun] = {}
+    for n in names:
+        reason = unavailable(n)
+        if reason is not None:
+            runs[n] = ImplRun(n, error=reason)
+    results: dict[str, RunResult] = {n: judge_run(r, refs, threshold) for n, r in runs.items()}
+    waiting: dict[Conventions, list[ImplRun]] = {}  # runs whose reference is still being computed
+    with Pool(jobs, timeout, env) as pool:
+        for n in names:
+            if n not in runs:
+                submit(pool, n, n, train_impl, n, spec, params, checkpoints, (impl_specs or {}).get(n))
+        if meanwhile is not None:
+            pool.start()
+            meanwhile()
+
+        def judged(run: ImplRun):
+            results[run.name] = judge_run(run, refs, threshold)
+            if progress:
+                progress(f"{run.name} done", len(results))
+
+        for out in pool.results():
+            if isinstance(out.key, Conventions):  # a reference run (or the reason it has none: computed here)
+                if out.error is None:
+                    refs.put(out.key, *out.value)
+                for run in waiting.pop(out.key, []):
+                    judged(run)
+            elif out.note:
+                conv = Conventions(**out.value["conventions"])
+                if conv not in waiting and not refs.has(conv):
+                    waiting[conv] = []
+                    pool.submit(conv, ref_group.process_key, reference_run, spec, params, conv.to_dict(),
+                                checkpoints, env=ref_group.env)
+            else:
+                run = out.value if out.error is None else ImplRun(out.key, error=out.error)
+                conv = None if run.conventions is None else Conventions(**run.conventions)
+                if conv in waiting:
+                    waiting[conv].append(run)
+                else:
+                    judged(run)
+        cost = {"jobs": pool.jobs, "workers": len(pool.started),
+                "peak_rss_mb": round(sum(pool.peak_rss_mb.values()), 1) if pool.peak_rss_mb else None,
+                "parent_peak_rss_mb": rss_mb()}
+    return [results[n] for n in names], cost
