@@ -1,4 +1,10 @@
-"""Shared fixtures: implementations by name (skipped with the reason when unavailable) and cached runs."""
+"""Shared fixtures: implementations by name (skipped with the reason when unavailable) and cached runs.
+
+An implementation whose process needs another environment than this one (KERAS_BACKEND=jax beside Keras on
+TensorFlow: Keras reads it once per process) runs in a worker process of its group, through
+`xor_rosetta.app.workers.RemoteMLP`; the others run here, which keeps the suite fast. The workers live for the
+whole session, one per group, and end with it.
+"""
 from __future__ import annotations
 
 import functools
@@ -7,6 +13,7 @@ import os
 import pytest
 
 from xor_rosetta import registry
+from xor_rosetta.app import workers
 from xor_rosetta.data import xor_data
 from xor_rosetta.params import init_params
 from xor_rosetta.presets import get_preset
@@ -15,10 +22,28 @@ IMPLS = list(registry.REGISTRY)
 DTYPES = ["float64", "float32"]
 REQUIRE_ALL = os.environ.get("XOR_ROSETTA_REQUIRE_ALL") == "1"  # CI: a missing framework fails, never skips
 
+# This process's process-wide settings: what the first built-in entry that sets one needs (KERAS_BACKEND=tensorflow),
+# unless the environment says otherwise; fixed here, before any framework is imported, so that which entries run
+# here does not depend on the order the tests run in.
+for _entry in registry.ENTRIES:
+    for _key, _value in _entry.env:
+        os.environ.setdefault(_key, _value)
+
+
+def runs_here(name: str) -> bool:
+    """Whether `name` can run in the test process (else it runs in a worker)."""
+    return not workers.needs_own_process(registry.get_entry(name))
+
 
 def load_or_skip(name: str):
+    """The implementation's class, or for one that cannot share this process, a RemoteMLP class for it."""
     try:
-        return registry.load(name)
+        if runs_here(name):
+            return registry.load(name)
+        reason = registry.unavailable_reason(registry.get_entry(name))
+        if reason is not None:
+            raise registry.UnavailableError(f"implementation {name!r} is unavailable: {reason}")
+        return workers.remote_class(name)
     except registry.UnavailableError as e:
         if REQUIRE_ALL:
             pytest.fail(str(e))
@@ -44,6 +69,19 @@ def trained(name: str, preset: str, dtype: str, checkpoints=(1, 10, 100, 1_000, 
         model = load_or_skip(name)(spec, params)
     history = model.train(x, y, checkpoints=[k for k in checkpoints if k <= spec.steps])
     return model, history
+
+
+def pytest_collection_modifyitems(items):
+    """`--dist loadgroup`: the tests that share an implementation's cached preset runs (`trained`) go to one
+    xdist worker, which computes them once, instead of every worker computing them again."""
+    for item in items:
+        fn, params = getattr(item, "function", None), getattr(getattr(item, "callspec", None), "params", {})
+        if fn is not None and "trained" in fn.__code__.co_names and "name" in params:
+            item.add_marker(pytest.mark.xdist_group(f"trained-{params['name']}"))
+
+
+def pytest_sessionfinish(session):
+    workers.close_session()
 
 
 # Hypothesis: a bounded profile for CI (the default) and a thorough one: pytest --hypothesis-profile=thorough

@@ -28,7 +28,11 @@ def test_report_renders_every_case(tmp_path):
                "target_us": 80, "meets_target": True}
     report = {"quick": True, "environment": bench.environment(), "steady_state": {"n1": 1, "n2": 2, "rounds": 3},
               "peak_matmul_gflops": 200.0, "variants": {"torch-compiled": variant, "keras": {"error": "boom"}},
-              "skipped": {"jax": "not installed"}, "compare_seed_numpy_wall_s": 12.5,
+              "skipped": {"jax": "not installed"}, "compare_vs_imports": {
+                  "implementations": ["numpy", "torch"], "modules": ["numpy", "torch"], "import_s": [2.0, 2.2, 2.4],
+                  "compare_warm_s": [4.0, 4.2, 5.0], "import_median_s": 2.2, "compare_cold_s": 20.0,
+                  "compare_warm_median_s": 4.2, "ratio_cold": 20.0 / 2.2, "ratio_warm": 4.2 / 2.2, "target_ratio": 2.0,
+                  "workers_peak_rss_mb": 900.0, "parent_peak_rss_mb": 150.0, "workers": 2, "jobs": 2},
               "sweep": [{"variant": "torch-compiled", "width": 5, "batch": 4, "flops": 360.0, "us_per_step": None,
                          "gflops": None, "fraction_of_peak": None},
                         {"variant": "torch-compiled", "width": 64, "batch": 4, "flops": 4608.0, "us_per_step": 90.0,
@@ -37,6 +41,10 @@ def test_report_renders_every_case(tmp_path):
     md = (tmp_path / "benchmarks.md").read_text()
     assert "| torch-compiled | 1.00 | 0.50 | 80.0 [70.0–90.0] | 3.00 | 52–60 | yes | ≤ 80: met | 422, 0.10 | — | 300 |" in md
     assert "| keras | probe failed: boom |" in md and "| jax | unavailable: not installed |" in md
-    assert "| 5 | 4 | 3.6e+02 | noise |" in md and "**12.5 s** (target ≤ 15 s)" in md
+    assert "| 5 | 4 | 3.6e+02 | noise |" in md
+    assert "| bare import of all frameworks | 2.2 [2.0, 2.2, 2.4] | 1.00 |" in md
+    assert "| compare, cold (empty torch.compile cache) | 20.0 | 9.09 |" in md
+    assert "| compare, warm | 4.2 [4.0, 4.2, 5.0] | 1.91 |" in md
+    assert "≤ 2× the bare import: **met**" in md and "summed over the workers: 900 MB" in md
     assert (tmp_path / "benchmarks.json").stat().st_size > 0
 

@@ -15,7 +15,8 @@ from conftest import load_or_skip
 from xor_rosetta.app import golden
 from xor_rosetta.params import init_params
 from xor_rosetta.presets import get_preset
-from test_cli import EXE, GOLDEN, assert_one_line_error, run
+from test_cli import EXE, GOLDEN, ROOT, assert_one_line_error, run
+from xor_rosetta.app.workers import READY_ENV
 
 BAD_TOML = {
     "unknown activation": ('activations = ["tanh", "gelu"]', "unknown activation 'gelu'; choose one of"),
@@ -116,19 +117,53 @@ def test_divergence_is_reported_and_compare_goes_on(tmp_path):
     assert p.returncode == 1 and f"diverged at step {steps[0]}" in p.stdout
 
 
+def children(pid: int) -> set[int]:
+    """Every process whose parent is `pid`, read from /proc."""
+    out = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.add(int(d.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def gone(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie
+    except OSError:
+        return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc to find the workers")
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
-def test_interrupted_run_keeps_earlier_results(sig, code, tmp_path):
-    (tmp_path / "history.json").write_text('{"earlier": true}')
-    proc = subprocess.Popen([str(EXE), "train", "--impl", "numpy", "--preset", "seed-numpy", "--steps", "50000000",
-                             "--out", str(tmp_path), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.0)
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == code
+def test_interrupted_run_ends_every_worker_and_keeps_earlier_results(sig, code, tmp_path):
+    """Interrupted while two workers train: exit 130/143, no worker left (checked by pid), earlier files intact."""
+    (tmp_path / "report.json").write_text('{"earlier": true}')
+    hang = "tests/impls/crashy.py:HangMLP"
+    proc = subprocess.Popen([str(EXE), "compare", "--preset", "seed-numpy", "--steps", "3000000", "--impls",
+                             f"numpy,{hang}", "--jobs", "2", "--out", str(tmp_path), "--quiet"], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, READY_ENV: "1"})
+    try:
+        line = proc.stderr.readline()  # the CLI says when its workers run their tasks
+        assert "ready" in line, line + proc.stderr.read()
+        workers = children(proc.pid)
+        assert len(workers) == 2, workers
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err
     assert "interrupted" in err or "terminated" in err
     assert "Traceback" not in err
-    assert json.loads((tmp_path / "history.json").read_text()) == {"earlier": True}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.json"]  # no temporary files left
+    deadline = time.monotonic() + 10
+    while not all(gone(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [p for p in workers if not gone(p)] == []
+    assert json.loads((tmp_path / "report.json").read_text()) == {"earlier": True}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]  # no temporary files left
 
 
 def test_update_never_leaves_a_half_written_set(tmp_path, monkeypatch):

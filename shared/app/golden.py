@@ -56,6 +56,24 @@ def compute(case: Case) -> dict:
                             for k in ks}}
 
 
+def compute_all(cases_: list[Case], jobs: int | None = None, timeout: float | None = None,
+                progress=None) -> dict[Case, dict | str]:
+    """`compute` for every case, in worker processes (`xor_rosetta.app.workers`); a case whose worker failed
+    maps to the one-line reason ("worker died (signal 11)", "timeout after N s", "failed: ...")."""
+    from .runner import submit
+    from .workers import Pool
+    got: dict[Case, dict | str] = {}
+    with Pool(jobs, timeout) as pool:
+        for c in cases_:
+            submit(pool, c, c.impl, compute, c)
+        for out in pool.results():
+            if not out.note:
+                got[out.key] = out.value if out.error is None else out.error
+                if progress:
+                    progress(f"{out.key} done", len(got))
+    return {c: got[c] for c in cases_}
+
+
 def load(case: Case, folder: Path) -> dict:
     path = folder / case.file
     if not path.is_file():

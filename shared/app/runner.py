@@ -1,16 +1,20 @@
 """Run implementations on a spec from shared initial weights, and judge them against the NumPy reference.
 
-Two halves, so that an implementation can run in a process of its own: `train_impl` runs one implementation and
+Two halves, so that an implementation runs in a process of its own: `train_impl` runs one implementation and
 returns plain data only (NumPy arrays, numbers, strings: no framework object), and `judge_run` measures that
-against the reference (`xor_rosetta.reference.Reference`) by the tolerance policy.
+against the reference (`xor_rosetta.reference.Reference`) by the tolerance policy. `run_all` runs `train_impl` for
+each implementation in a worker process (`xor_rosetta.app.workers`) and judges the runs here, in the parent,
+as they arrive; the parent computes the reference runs while the workers train, and imports no framework.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .. import registry
+from .workers import Pool, note
 from ..compare import Judgement, accuracy, judge, max_abs_diff, max_rel_diff
 from ..data import xor_data
 from ..interface import Conventions, History
@@ -61,6 +65,7 @@ def train_impl(name: str, spec: Spec, params: Params, checkpoints: list[int], im
         run.error = str(e)
         return run
     run.conventions = cls.conventions.to_dict()
+    note({"conventions": run.conventions})  # in a worker: the parent starts on this reference run meanwhile
     x, y = xor_data(spec.dtype)
     try:
         with np.errstate(all="ignore"):  # a diverging run overflows; that is reported, not warned about
@@ -74,6 +79,18 @@ def train_impl(name: str, spec: Spec, params: Params, checkpoints: list[int], im
     except Exception as e:  # one implementation failing must not stop the others; it is reported and fails the run
         run.error = f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     return run
+
+
+def train_alone(name: str, spec: Spec, params: Params) -> dict:
+    """`xor-rosetta train`'s run (in a worker): the history, the final params and loss, the wall time of train()."""
+    cls = registry.load(name)
+    x, y = xor_data(spec.dtype)
+    with np.errstate(all="ignore"):  # a diverging run is reported as such
+        model = cls(spec, params)
+        start = time.perf_counter()
+        hist = model.train(x, y)
+        wall = time.perf_counter() - start
+        return {"history": hist, "wall_seconds": wall, "final_loss": float(model.loss(x, y)), "params": model.params()}
 
 
 @dataclass
@@ -121,17 +138,20 @@ class References:
     rounding floors, measured only when a verdict needs them."""
 
     def __init__(self, spec: Spec, params: Params, checkpoints: list[int]):
+        import threading
         self.spec, self.params, self.checkpoints = spec, params, checkpoints
         self.x, self.y = xor_data(spec.dtype)
         self._runs, self._grads, self._floors = {}, {}, {}
+        self._lock = threading.Lock()  # run_all computes references in a helper thread too
 
     def run(self, conv: Conventions) -> History:
-        if conv not in self._runs:
-            with np.errstate(all="ignore"):
-                ref = Reference(self.spec, self.params, conv)
-                self._grads[conv] = ref.gradients(self.x, self.y)
-                self._runs[conv] = ref.train(self.x, self.y, checkpoints=self.checkpoints)
-        return self._runs[conv]
+        with self._lock:
+            if conv not in self._runs:
+                with np.errstate(all="ignore"):
+                    ref = Reference(self.spec, self.params, conv)
+                    self._grads[conv] = ref.gradients(self.x, self.y)
+                    self._runs[conv] = ref.train(self.x, self.y, checkpoints=self.checkpoints)
+            return self._runs[conv]
 
     def gradients(self, conv: Conventions) -> Params:
         self.run(conv)
@@ -180,3 +200,79 @@ def run_one(name: str, spec: Spec, params: Params, threshold: float, checkpoints
     check_params(params, spec)
     refs = references or References(spec, params, checkpoints)
     return judge_run(train_impl(name, spec, params, checkpoints, impl_spec), refs, threshold)
+
+
+def unavailable(name: str) -> str | None:
+    """Why `name` cannot run here, judged without importing anything (no worker is started for it)."""
+    reason = registry.unavailable_reason(registry.get_entry(name))
+    return None if reason is None else f"implementation {name!r} is unavailable: {reason}"
+
+
+def submit(pool: Pool, key, name: str, fn, *args, **kwargs) -> None:
+    """Queue fn(*args) in a worker of `name`'s process group, with the environment that group needs."""
+    entry = registry.get_entry(name)
+    pool.submit(key, entry.process_key, fn, *args, env=entry.env, **kwargs)
+
+
+def run_all(names: list[str], spec: Spec, params: Params, threshold: float, checkpoints: list[int],
+            jobs: int | None = None, timeout: float | None = None, impl_specs: dict[str, Spec] | None = None,
+            references: References | None = None, progress=None, meanwhile=(),
+            env: dict[str, str] | None = None) -> tuple[list[RunResult], dict]:
+    """Train every implementation in worker processes (at most `jobs` at a time, each limited to `timeout`
+    seconds) and judge each run here as it arrives; results in the order of `names`, whatever the order of
+    completion. Also returns what the workers cost: {"jobs", "workers", "peak_rss_mb" (each worker's peak, summed),
+    "parent_peak_rss_mb" (this process's, so far)}.
+
+    While the workers train, a thread of this process computes the reference run of each implementation's
+    conventions as soon as its worker announces them, after the callables in `meanwhile` (say, importing
+    matplotlib for the plots). `progress(label, done)` is told of each finished implementation; `env` is added to
+    every worker's environment."""
+    check_params(params, spec)
+    refs = references or References(spec, params, checkpoints)
+    runs: dict[str, ImplRun] = {}
+    for n in names:
+        reason = unavailable(n)
+        if reason is not None:
+            runs[n] = ImplRun(n, error=reason)
+    results: dict[str, RunResult] = {n: judge_run(r, refs, threshold) for n, r in runs.items()}
+    helper = _Helper(refs, meanwhile)
+    try:
+        with Pool(jobs, timeout, env) as pool:
+            for n in names:
+                if n not in runs:
+                    submit(pool, n, n, train_impl, n, spec, params, checkpoints, (impl_specs or {}).get(n))
+            for out in pool.results():
+                if out.note:
+                    helper.queue.put(Conventions(**out.value["conventions"]))
+                    continue
+                run = out.value if out.error is None else ImplRun(out.key, error=out.error)
+                results[out.key] = judge_run(run, refs, threshold)
+                if progress:
+                    progress(f"{out.key} done", len(results))
+            from .workers import rss_mb
+            cost = {"jobs": pool.jobs, "workers": len(pool.started),
+                    "peak_rss_mb": round(sum(pool.peak_rss_mb.values()), 1) if pool.peak_rss_mb else None,
+                    "parent_peak_rss_mb": rss_mb()}
+    finally:
+        helper.queue.put(None)
+    return [results[n] for n in names], cost
+
+
+class _Helper:
+    """A thread of the parent that does its own work while the workers train: first `meanwhile`, then each
+    reference run queued. Judging in the main thread waits for a run being computed here (References' lock)."""
+
+    def __init__(self, refs: References, meanwhile=()):
+        import queue
+        import threading
+        self.refs, self.meanwhile, self.queue = refs, meanwhile, queue.Queue()
+        threading.Thread(target=self._loop, daemon=True, name="references").start()
+
+    def _loop(self):
+        for work in self.meanwhile:
+            work()
+        while (conv := self.queue.get()) is not None:
+            try:
+                self.refs.run(conv)
+            except Exception:  # noqa: BLE001 - the main thread computes it again and reports what went wrong
+                pass

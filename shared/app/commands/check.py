@@ -7,6 +7,7 @@ import sys
 from ... import registry
 from ...errors import XorRosettaError
 from ..cli import EXIT_FAIL, EXIT_OK, impl_names
+from ..workers import add_options
 
 NAME, HELP = "check", "re-run the golden cases and compare with results/golden/"
 
@@ -16,6 +17,7 @@ def add_arguments(sp) -> None:
     sp.add_argument("--impls", metavar="a,b,...", help="implementations to check (default: all)")
     sp.add_argument("--golden-dir", metavar="DIR", help="the golden folder (default: results/golden of the checkout "
                     "around the working directory; else the installed package's copy, read-only)")
+    add_options(sp)
 
 
 def run(a) -> int:
@@ -29,16 +31,21 @@ def run(a) -> int:
     skipped = sorted({c.impl for c in all_cases} - {c.impl for c in runnable})
     if not a.update:
         wants = {c: golden.load(c, folder) for c in runnable}  # missing or corrupt files are bad input
-    got = {}
     with Progress(len(runnable), enabled=not a.quiet) as bar:
-        for i, c in enumerate(runnable):
-            bar.update(f"running {c}", i)
-            got[c] = golden.compute(c)
+        bar.update("running the golden cases in worker processes", 0)
+        got = golden.compute_all(runnable, a.jobs, a.timeout, progress=lambda label, done: bar.update(label, done))
+    failed = {c: why for c, why in got.items() if isinstance(why, str)}
     for impl in skipped:
         print(f"skipped {impl}: {registry.unavailable_reason(registry.REGISTRY[impl])}")
+    for c, why in failed.items():
+        print(f"ERROR {c}: {why}", file=sys.stderr)
+    if a.update and failed:
+        print(f"{len(failed)} golden case(s) could not run; nothing was written", file=sys.stderr)
+        return EXIT_FAIL
     if a.update:
         return _update(golden, folder, got)
     problems = []
+    runnable = [c for c in runnable if c not in failed]
     for c in runnable:
         lines = golden.drift(c, wants[c], got[c])
         if lines:  # over the tolerance: is it within this run's own rounding noise?
@@ -48,12 +55,14 @@ def run(a) -> int:
         if wants[c].get("versions") != got[c]["versions"]:
             print(f"note: {c} was recorded with {wants[c].get('versions')}, now {got[c]['versions']}")
     if a.json:
-        print(json.dumps({"cases": [str(c) for c in runnable], "skipped": skipped, "drift": problems}, indent=2))
+        print(json.dumps({"cases": [str(c) for c in runnable], "skipped": skipped, "drift": problems,
+                          "errors": {str(c): why for c, why in failed.items()}}, indent=2))
     for line in problems:
         print(f"DRIFT {line}", file=sys.stderr)
     if problems:
         print(f"{len(problems)} golden value(s) drifted; if the change is intended: xor-rosetta check --update",
               file=sys.stderr)
+    if problems or failed:
         return EXIT_FAIL
     print(f"all {len(runnable)} golden cases hold ({folder})")
     return EXIT_OK

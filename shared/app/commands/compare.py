@@ -8,6 +8,7 @@ import time
 
 from ...errors import XorRosettaError
 from ..cli import EXIT_FAIL, EXIT_OK, add_spec_options, impl_names, writable_dir
+from ..workers import add_options
 
 NAME, HELP = "compare", "train implementations from the same weights and compare with the NumPy reference"
 
@@ -17,6 +18,7 @@ def add_arguments(sp) -> None:
     sp.add_argument("--threshold", type=float, help="convergence loss (default 1e-6 for mse, 0.05 for bce)")
     sp.add_argument("--test-perturb", help=argparse.SUPPRESS)  # tests: NAME:lr=VALUE
     add_spec_options(sp)
+    add_options(sp)
 
 
 def run(a) -> int:
@@ -24,7 +26,7 @@ def run(a) -> int:
     from ...params import init_params
     from ..progress import Progress
     from ..report import summary, table, notes, write
-    from ..runner import DEFAULT_THRESHOLD, References, checkpoints_for, run_one
+    from ..runner import DEFAULT_THRESHOLD, checkpoints_for, run_all
 
     name, spec = choose_spec(a.preset, a.config, dtype=a.dtype, steps=a.steps, init=a.init)
     names = impl_names(a.impls)
@@ -33,12 +35,14 @@ def run(a) -> int:
     params = init_params(spec)  # one set of initial weights for everyone
     ks = checkpoints_for(spec.steps)
     perturbed = _perturbation(a.test_perturb, spec)
-    start, results, references = time.perf_counter(), [], References(spec, params, ks)
+    start = time.perf_counter()
     with Progress(len(names), enabled=not a.quiet) as bar:
-        for i, n in enumerate(names):
-            bar.update(f"training {n}", i)
-            results.append(run_one(n, spec, params, threshold, ks, impl_spec=perturbed.get(n), references=references))
+        bar.update(f"training {', '.join(names)} in worker processes", 0)
+        results, cost = run_all(names, spec, params, threshold, ks, jobs=a.jobs, timeout=a.timeout,
+                                impl_specs=perturbed, progress=lambda label, done: bar.update(label, done),
+                                meanwhile=[_warm_plots])
     report = summary(name, spec, results, threshold, time.perf_counter() - start)
+    report["workers"] = cost
     write(out, report, results)
     if a.json:
         print(json.dumps(report, indent=2))
@@ -70,3 +74,13 @@ def _perturbation(arg: str | None, spec) -> dict:
         return {name: spec.replace(optimizer=replace(spec.optimizer, lr=float(value)))}
     except (ValueError, AssertionError):
         raise XorRosettaError(f"--test-perturb takes NAME:lr=VALUE, got {arg!r}") from None
+
+
+def _warm_plots() -> None:
+    """While the workers train: import matplotlib for the plots."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+    except ImportError:
+        pass

@@ -1,0 +1,742 @@
+"""Worker processes: implementations run outside the command's own process, grouped, in parallel, and contained.
+
+Why. Frameworks keep process-wide state that is read once (Keras' KERAS_BACKEND, JAX's x64 switch, Keras' dtype
+policy, torch's dynamo config, TensorFlow's thread pools), a crash or a hang in one would take every other result
+down with it, and one process trains one implementation at a time. So the command-line process imports no
+framework: it hands each implementation to a worker and judges what comes back.
+
+Grouping. Implementations whose registry entries share a `process` key (`xor_rosetta.registry.Entry.process`) run
+in the same worker, one after the other: numpy; torch and torch-compiled; keras and keras-xla ("keras-tensorflow");
+a plug-in gets a group of its own. The import of a framework is most of its cost (torch 1.4 s, TensorFlow 3.1 s
+here), so one worker per framework pays it once for all its variants, and on this 2-core machine two busy workers
+already fill the cores: more, smaller workers would import the same framework twice to compete for the same cores.
+A group only gets a second worker when a free slot would otherwise stay idle while it still has more waiting tasks
+than workers (a sweep submitting many small tasks); the groups with the most waiting tasks start first, so the
+slow frameworks are not left for last.
+
+Start method. A worker is a fresh interpreter (`python -P -m xor_rosetta.app.workers`), exec'd at once: the
+"spawn" start method, never a fork of a process that may hold a framework's threads. Unlike multiprocessing's
+spawn it gets its group's environment (KERAS_BACKEND=jax, OMP_NUM_THREADS, ...) before the interpreter starts, and
+it does not re-import the parent's __main__. It runs in a session of its own, so that killing it also ends the
+helpers a framework may have started (torch.compile's compile workers), and it watches its parent: if the parent
+vanishes (SIGKILL), the worker ends itself within half a second.
+
+Protocol. Two pipes (multiprocessing.connection, pickled messages). The parent sends the worker the parent's
+sys.path, then tasks: (task id, pickled (function, args, kwargs, keep)); the function is named by its module and
+qualified name, so only NumPy arrays and plain data travel, never a framework object. The worker answers
+("start", id), optional ("note", id, value) from `note()`, then ("done", id, value, seconds, peak RSS) or
+("fail", id, exception, traceback, seconds, peak RSS). With `keep`, the worker keeps the result and answers a
+`Ref` instead, which later tasks may pass as an argument or call methods on (`Method`): that is how `RemoteMLP`
+hosts an implementation's instance in a worker. A worker that dies (segfault, os._exit, kill) or runs past the
+timeout is reported for the task it held: "worker died (signal 11)", "worker exited with status 3",
+"timeout after N s"; the tasks it had not started go to a fresh worker.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any, Callable, Iterator
+
+READY_ENV = "XOR_ROSETTA_TEST_READY"  # tests: "1" prints a line on stderr once the first workers run their tasks
+GRACE_S = 2.0  # how long a worker asked to stop may take before it is killed
+_current: tuple[Connection, int] | None = None  # in a worker: (connection to the parent, id of the running task)
+
+
+# ---------------------------------------------------------------------------------------------------- messages
+
+@dataclass(frozen=True)
+class Ref:
+    """An object kept in a worker (a task submitted with keep=True); pass it as an argument, or call a `Method`."""
+    id: int
+    pid: int  # the worker that holds it
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method of an object kept in a worker, as the function of a task."""
+    ref: Ref
+    name: str
+
+
+class WorkerError(RuntimeError):
+    """The worker running a task died, or ran past its timeout; str() is the one-line reason."""
+
+
+class RemoteError(RuntimeError):
+    """A task raised an exception whose class the parent does not import (a framework's, say)."""
+
+    def __init__(self, type_name: str, message: str, remote_traceback: str = ""):
+        super().__init__(f"{type_name}: {message}")
+        self.type_name, self.message, self.remote_traceback = type_name, message, remote_traceback
+
+
+def note(value) -> None:
+    """Inside a task running in a worker: send `value` to the parent now (Pool.results yields it as a note).
+    Elsewhere, nothing."""
+    if _current is not None:
+        conn, task = _current
+        conn.send(("note", task, value))
+
+
+def in_worker() -> bool:
+    return _current is not None
+
+
+def exit_reason(returncode: int) -> str:
+    if returncode < 0:
+        return f"worker died (signal {-returncode})"
+    return f"worker exited with status {returncode}"
+
+
+# ---------------------------------------------------------------------------------------------- the parent side
+
+class Worker:
+    """One worker process for one group, running one task at a time."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, group: str, env: dict[str, str] | None = None):
+        self.group, self.env = group, dict(env or {})
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        cmd = [sys.executable, "-P", "-m", "xor_rosetta.app.workers", str(to_child_r), str(from_child_w)]
+        kwargs = {"start_new_session": True} if os.name == "posix" else \
+            {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
+        try:
+            self.proc = subprocess.Popen(cmd, env={**os.environ, **self.env}, stdin=subprocess.DEVNULL, stdout=2,
+                                         pass_fds=(to_child_r, from_child_w), **kwargs)
+        finally:
+            os.close(to_child_r)
+            os.close(from_child_w)
+        self.pid = self.proc.pid
+        self.send_conn = Connection(to_child_w, readable=False)
+        self.recv_conn = Connection(from_child_r, writable=False)
+        self.send_conn.send(("path", list(sys.path)))
+        self.task: int | None = None  # id of the task it holds
+        self.started_at = 0.0  # when it was handed that task
+        self.timeout: float | None = None
+        self.peak_rss_mb: float | None = None
+        self.ready = False  # has started the task it holds
+        self.closed = False
+        self.garbage: list[int] = []  # kept objects to drop, sent with the next task
+        self.last_seconds = 0.0  # how long the last call() ran in the worker (transfers not included)
+
+    def forget(self, ref: Ref) -> None:
+        """Drop a kept object (at the next task: this may be called from a finalizer, mid-call)."""
+        self.garbage.append(ref.id)
+
+    # --- sending and receiving
+    def dispatch(self, fn, args=(), kwargs=None, keep: bool = False, timeout: float | None = None) -> int:
+        task = next(self._ids)
+        if self.garbage:
+            self.garbage, ids = [], self.garbage
+            try:
+                self.send_conn.send(("forget", ids))
+            except OSError:
+                pass
+        payload = pickle.dumps((fn, tuple(args), dict(kwargs or {}), keep), protocol=pickle.HIGHEST_PROTOCOL)
+        self.task, self.started_at, self.timeout, self.ready = task, time.monotonic(), timeout, False
+        try:
+            self.send_conn.send((task, payload))
+        except OSError:
+            pass  # it died already: the reader finds out
+        return task
+
+    def receive(self):
+        """The next message, or ("dead", task, reason) when the worker is gone; a "fail" carries the exception."""
+        try:
+            blob = self.recv_conn.recv_bytes()
+        except (EOFError, OSError):
+            return ("dead", self.task, self._reap())
+        try:
+            msg = _loads(blob)
+        except pickle.UnpicklingError as e:  # it sent a framework's object: refused, the task failed
+            msg = ("fail", self.task, e, "", time.monotonic() - self.started_at, None)
+        else:
+            if msg[0] == "fail":
+                msg = (*msg[:2], _exception(msg[2], msg[3]), *msg[3:])
+        if msg[0] in ("done", "fail"):
+            self.task = None
+            if msg[-1] is not None:
+                self.peak_rss_mb = msg[-1]
+        elif msg[0] == "start":
+            self.ready = True
+        return msg
+
+    def overdue(self) -> bool:
+        return self.task is not None and self.timeout is not None and \
+            time.monotonic() - self.started_at > self.timeout
+
+    def call(self, fn, *args, keep: bool = False, timeout: float | None = None, **kwargs):
+        """Run fn(*args, **kwargs) in this worker and return its value (or a Ref with keep=True); re-raises what
+        the task raised, and WorkerError if the worker died or ran past `timeout` (it is then killed)."""
+        if self.closed:
+            raise WorkerError(f"the worker for {self.group} was closed")
+        task = self.dispatch(fn, args, kwargs, keep, timeout)
+        while True:
+            if not wait([self.recv_conn], timeout=_tick(self)):
+                if self.overdue():
+                    self.kill()
+                    raise WorkerError(f"timeout after {timeout:g} s")
+                if self.proc.poll() is not None and not self.recv_conn.poll():
+                    raise WorkerError(self._reap())
+                continue
+            msg = self.receive()
+            if msg[0] == "dead":
+                raise WorkerError(msg[2])
+            if msg[1] != task or msg[0] in ("start", "note"):
+                continue
+            self.last_seconds = msg[-2]
+            if msg[0] == "done":
+                return msg[2]
+            raise msg[2]
+
+    # --- ending
+    def _reap(self) -> str:
+        self.closed = True
+        try:
+            code = self.proc.wait(timeout=GRACE_S)
+        except subprocess.TimeoutExpired:  # the pipe closed but the process lives on: end it
+            self.kill()
+            code = self.proc.returncode
+        self._close_pipes()
+        return exit_reason(code)
+
+    def kill(self) -> None:
+        """End the worker and everything it started, now."""
+        self.closed = True
+        if self.proc.poll() is None:
+            try:
+                if os.name == "posix":
+                    os.killpg(self.pid, signal.SIGKILL)  # its own session: helpers it started go too
+                else:
+                    self.proc.kill()
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        if os.name == "posix":
+            try:
+                os.killpg(self.pid, signal.SIGKILL)  # helpers that outlived it
+            except (ProcessLookupError, PermissionError):
+                pass
+        self._close_pipes()
+
+    def close(self) -> None:
+        """Ask the worker to finish (it is idle), then make sure it has."""
+        if self.proc.poll() is None and not self.closed:
+            try:
+                self.send_conn.send(None)
+                self.proc.wait(timeout=GRACE_S)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+    def _close_pipes(self) -> None:
+        for c in (self.send_conn, self.recv_conn):
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+def _tick(worker: Worker) -> float:
+    if worker.timeout is None or worker.task is None:
+        return 0.25
+    return max(0.0, min(0.25, worker.started_at + worker.timeout - time.monotonic()))
+
+
+_SAFE_MODULES = ("builtins", "xor_rosetta")  # exception classes the parent may unpickle without importing a framework
+
+
+_PARENT_SIDE = {"numpy", "xor_rosetta", *sys.stdlib_module_names}  # what the parent may import to unpickle a reply
+
+
+class _Unpickler(pickle.Unpickler):
+    """Unpickles what a worker sends, refusing any class the parent would have to import a framework for: only
+    NumPy arrays and plain data cross the boundary (modules the parent has already imported are fine)."""
+
+    def find_class(self, module, name):
+        if module.split(".")[0] not in _PARENT_SIDE and module not in sys.modules:
+            raise pickle.UnpicklingError(f"a worker sent a {module}.{name}: only NumPy arrays and plain data may "
+                                         f"leave a worker")
+        return super().find_class(module, name)
+
+
+def _loads(blob: bytes):
+    import io
+    return _Unpickler(io.BytesIO(blob)).load()
+
+
+def _exception(blob: bytes, remote_tb: str) -> BaseException:
+    try:
+        exc = _loads(blob)
+    except Exception as e:  # noqa: BLE001 - a class that does not unpickle: say what it was
+        return RemoteError("exception", f"(not transferable: {e})", remote_tb)
+    if isinstance(exc, RemoteError):
+        exc.remote_traceback = remote_tb
+    return exc
+
+
+# ------------------------------------------------------------------------------------------ command-line options
+
+def add_options(sp, jobs: bool = True) -> None:
+    """--jobs and --timeout, for the commands that run implementations in workers."""
+    if jobs:
+        sp.add_argument("--jobs", type=_positive(int), metavar="N", help="worker processes at a time (default: the "
+                        f"number of CPUs, {os.cpu_count()} here); results are bit-identical for every N")
+    sp.add_argument("--timeout", type=_positive(float), metavar="SECONDS", help="stop an implementation that runs "
+                    "longer than this, its worker's start and its framework's import included, and report it as "
+                    "'timeout after N s' (default: no limit)")
+
+
+def _positive(kind):
+    def parse(text: str):
+        import argparse
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        if not value > 0 or value != value or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+# ----------------------------------------------------------------------------------------------------- the pool
+
+@dataclass
+class Outcome:
+    """What became of one submitted task: its value, or the one-line reason it has none; or an interim note."""
+    key: Any
+    value: Any = None
+    error: str | None = None  # "worker died (signal 11)", "worker exited with status 3", "timeout after N s",
+    #                           or "failed: <exception>: <message>" when the task itself raised
+    exception: BaseException | None = None  # what the task raised, if it did
+    note: bool = False  # an interim value from `note()`; the task goes on
+    seconds: float = 0.0  # wall time in the worker (for errors: since it was handed to the worker)
+    pid: int | None = None  # the worker that ran it
+
+
+@dataclass
+class _Task:
+    key: Any
+    group: str
+    fn: Callable
+    args: tuple
+    kwargs: dict
+    id: int | None = None
+
+
+@dataclass
+class _Group:
+    env: dict[str, str]
+    pending: deque = field(default_factory=deque)
+    workers: list = field(default_factory=list)
+    order: int = 0
+
+
+class Pool:
+    """Runs tasks in worker processes, a group's tasks in a worker of that group, at most `jobs` workers at a time.
+
+        with Pool(jobs=2, timeout=60) as pool:
+            pool.submit("torch", "torch", train_impl, "torch", spec, params, ks)
+            for out in pool.results():  # as they complete; submit() more from here if you like
+                ...
+
+    Results do not depend on `jobs` or on the order of completion: every task runs alone in its worker, from the
+    arguments it was given. Leaving the `with` block (normally, by an exception, by Ctrl-C) ends every worker.
+    `timeout` limits each task, from the moment a worker is handed it (a worker's first task includes the
+    worker's start and its framework's import). `env` is added to every worker's environment (OMP_NUM_THREADS,
+    TORCHINDUCTOR_CACHE_DIR, ...), under each group's own.
+    """
+
+    def __init__(self, jobs: int | None = None, timeout: float | None = None, env: dict[str, str] | None = None):
+        self.jobs = max(1, jobs or os.cpu_count() or 1)
+        self.timeout = timeout
+        self.env = dict(env or {})  # for every worker, under each group's own
+        self.groups: dict[str, _Group] = {}
+        self.running: dict[int, tuple[Worker, _Task]] = {}  # task id -> (worker, task)
+        self.idle: list[Worker] = []
+        self.peak_rss_mb: dict[int, float] = {}  # worker pid -> its peak RSS
+        self.started: list[int] = []  # pids of every worker started
+        self._waiting = 0  # submitted, not yet finished
+        self._announced = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close(kill=exc[0] is not None)
+
+    def submit(self, key, group: str, fn: Callable, *args, env: dict[str, str] | tuple = (), **kwargs) -> None:
+        """Queue fn(*args, **kwargs) for a worker of `group`, whose environment is `env` (the same for every task
+        of a group). `fn` must be importable by name (a module-level function); arguments must pickle."""
+        env = dict(env)
+        g = self.groups.get(group)
+        if g is None:
+            g = self.groups[group] = _Group(env, order=len(self.groups))
+        elif g.env != env:
+            raise ValueError(f"group {group!r} was given two environments: {g.env} and {env}")
+        g.pending.append(_Task(key, group, fn, args, kwargs))
+        self._waiting += 1
+
+    def results(self) -> Iterator[Outcome]:
+        """Outcomes as tasks finish (and notes as tasks send them), until every submitted task has one."""
+        while self._waiting:
+            self._schedule()
+            ready = wait([w.recv_conn for w, _ in self.running.values()], timeout=self._tick())
+            for conn in ready:
+                worker, task = next((w, t) for w, t in self.running.values() if w.recv_conn is conn)
+                yield from self._handle(worker, task, worker.receive())
+            for worker, task in list(self.running.values()):  # deaths the pipe did not show, and timeouts
+                if worker.overdue():
+                    worker.kill()
+                    yield self._finish(worker, task, Outcome(task.key, error=f"timeout after {self.timeout:g} s",
+                                                             seconds=time.monotonic() - worker.started_at))
+                elif worker.proc.poll() is not None and not worker.recv_conn.poll():
+                    yield from self._handle(worker, task, ("dead", task.id, worker._reap()))
+
+    def _handle(self, worker: Worker, task: _Task, msg) -> Iterator[Outcome]:
+        kind = msg[0]
+        if kind == "start" and not self._announced and os.environ.get(READY_ENV) == "1" and \
+                all(w.ready for w, _ in self.running.values()):
+            self._announced = True  # tests wait for this line before they send a signal
+            print(f"xor-rosetta: ready: workers {' '.join(map(str, self.pids()))} running", file=sys.stderr,
+                  flush=True)
+        if kind == "start" or msg[1] != task.id:
+            return
+        if kind == "note":
+            yield Outcome(task.key, msg[2], note=True, pid=worker.pid)
+        elif kind == "done":
+            self._rss(worker)
+            yield self._finish(worker, task, Outcome(task.key, msg[2], seconds=msg[3], pid=worker.pid))
+        elif kind == "fail":
+            self._rss(worker)
+            exc = msg[2]
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            name = exc.type_name if isinstance(exc, RemoteError) else type(exc).__name__
+            msg_ = first.split(": ", 1)[1] if isinstance(exc, RemoteError) and ": " in first else first
+            yield self._finish(worker, task, Outcome(task.key, error=f"failed: {name}: {msg_}".rstrip(": "),
+                                                     exception=exc, seconds=msg[4], pid=worker.pid))
+        elif kind == "dead":
+            yield self._finish(worker, task, Outcome(task.key, error=msg[2], pid=worker.pid,
+                                                     seconds=time.monotonic() - worker.started_at))
+
+    def _rss(self, worker: Worker) -> None:
+        if worker.peak_rss_mb is not None:
+            self.peak_rss_mb[worker.pid] = worker.peak_rss_mb
+
+    def _finish(self, worker: Worker, task: _Task, outcome: Outcome) -> Outcome:
+        del self.running[task.id]
+        self._waiting -= 1
+        g = self.groups[task.group]
+        if worker.closed:
+            g.workers.remove(worker)
+        elif g.pending:
+            self._start(worker, g.pending.popleft())
+        else:
+            self.idle.append(worker)
+        return outcome
+
+    def _start(self, worker: Worker, task: _Task) -> None:
+        task.id = worker.dispatch(task.fn, task.args, task.kwargs, timeout=self.timeout)
+        self.running[task.id] = (worker, task)
+
+    def _schedule(self) -> None:
+        """Give free slots to the groups that wait: first those without a worker, most waiting tasks first; then
+        a second worker for a group that has more waiting tasks than workers."""
+        while True:
+            wanting = [(n, g) for n, g in self.groups.items() if g.pending]
+            if not wanting:
+                return
+            for w in [w for w in self.idle if self.groups[w.group].pending]:  # idle worker of a waiting group
+                self.idle.remove(w)
+                self._start(w, self.groups[w.group].pending.popleft())
+            wanting = [(n, g) for n, g in wanting if g.pending]
+            fresh = sorted((x for x in wanting if not x[1].workers), key=lambda x: (-len(x[1].pending), x[1].order))
+            more = sorted((x for x in wanting if x[1].workers and len(x[1].pending) > len(x[1].workers)),
+                          key=lambda x: (-len(x[1].pending) / len(x[1].workers), x[1].order))
+            choice = (fresh or more or [None])[0]
+            if choice is None:
+                return
+            if len(self.running) + len(self.idle) >= self.jobs:
+                if not self.idle:
+                    return
+                victim = self.idle.pop(0)  # an idle worker of a group with nothing left to do makes room
+                victim.close()
+                self.groups[victim.group].workers.remove(victim)
+            name, g = choice
+            worker = Worker(name, {**self.env, **g.env})
+            self.started.append(worker.pid)
+            g.workers.append(worker)
+            self._start(worker, g.pending.popleft())
+
+    def _tick(self) -> float:
+        return min([_tick(w) for w, _ in self.running.values()], default=0.25)
+
+    def pids(self) -> list[int]:
+        return [w.pid for g in self.groups.values() for w in g.workers if not w.closed]
+
+    def close(self, kill: bool = False) -> None:
+        """End every worker: idle ones are asked to finish, busy ones (or all, with kill=True) are killed."""
+        busy = {id(w) for w, _ in self.running.values()}
+        for g in self.groups.values():
+            for w in g.workers:
+                if kill or id(w) in busy:
+                    w.kill()
+                else:
+                    w.close()
+            g.workers.clear()
+        self.running.clear()
+        self.idle.clear()
+
+
+# --------------------------------------------------------------------------- workers kept for a whole session
+
+class Workers:
+    """One long-lived worker per group, started on first use, restarted if it died; for RemoteMLP (the tests keep
+    one for the whole session). Not thread-safe."""
+
+    def __init__(self):
+        self._by_group: dict[str, Worker] = {}
+
+    def get(self, group: str, env: dict[str, str] | tuple = ()) -> Worker:
+        w = self._by_group.get(group)
+        if w is None or w.closed or w.proc.poll() is not None:
+            if w is not None:
+                w.kill()
+            w = self._by_group[group] = Worker(group, dict(env))
+        return w
+
+    def pids(self) -> list[int]:
+        return [w.pid for w in self._by_group.values() if not w.closed]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is not None:
+            for w in self._by_group.values():
+                w.kill()
+        self.close()
+
+    def close(self) -> None:
+        for w in self._by_group.values():
+            w.close()
+        self._by_group.clear()
+
+
+_session: Workers | None = None
+
+
+def session() -> Workers:
+    """The process-wide set of long-lived workers (closed at exit, or by close_session)."""
+    global _session
+    if _session is None:
+        import atexit
+        _session = Workers()
+        atexit.register(close_session)
+    return _session
+
+
+def close_session() -> None:
+    global _session
+    if _session is not None:
+        _session.close()
+        _session = None
+
+
+# ------------------------------------------------------------------------------- an implementation in a worker
+
+from ..interface import MLP as _MLP  # noqa: E402 - the core imports no framework
+
+
+def needs_own_process(entry, environ=os.environ) -> bool:
+    """Whether `entry` cannot run in this process: its process needs an environment value (KERAS_BACKEND=jax)
+    other than the one this process has."""
+    return any(environ.get(k, v) != v for k, v in entry.env)
+
+
+def _describe(name: str) -> dict:
+    cls = _registry().load(name)
+    return {"name": getattr(cls, "name", name), "framework": getattr(cls, "framework", ""),
+            "conventions": cls.conventions.to_dict()}
+
+
+def _build(name: str, spec, params):
+    return _registry().load(name)(spec, params)
+
+
+def _registry():
+    from .. import registry
+    return registry
+
+
+class RemoteMLP(_MLP):
+    """The MLP interface (`xor_rosetta.interface.MLP`) of an implementation hosted in a worker of its process
+    group: each call is forwarded there, and only NumPy arrays and plain data come back.
+
+    `remote_class(name)` gives a class that behaves like the implementation's own: `cls.conventions`,
+    `cls(spec, params)`, then forward, loss, gradients, train, params and steps_done."""
+
+    entry_name: str = ""
+    name: str = ""
+    framework: str = ""
+    conventions = None
+    workers: Workers | None = None
+
+    def __init__(self, spec, params):
+        from .. import registry
+        entry = registry.get_entry(self.entry_name)
+        self.spec = spec
+        self._worker = (self.workers or session()).get(entry.process_key, entry.env)
+        self._ref = self._worker.call(_build, self.entry_name, spec, params, keep=True)
+
+    def _call(self, method: str, *args, **kwargs):
+        return self._worker.call(Method(self._ref, method), *args, **kwargs)
+
+    def forward(self, x):
+        return self._call("forward", x)
+
+    def loss(self, x, y):
+        return self._call("loss", x, y)
+
+    def gradients(self, x, y):
+        return self._call("gradients", x, y)
+
+    def train(self, x, y, steps=None, checkpoints=()):
+        return self._call("train", x, y, steps=steps, checkpoints=list(checkpoints))
+
+    def params(self):
+        return self._call("params")
+
+    @property
+    def steps_done(self) -> int:
+        return self._worker.call(getattr, self._ref, "steps_done")
+
+    @property
+    def pid(self) -> int:
+        return self._worker.pid
+
+    @property
+    def last_call_seconds(self) -> float:
+        """How long the last call ran inside the worker, without the transfers (what a benchmark should time)."""
+        return self._worker.last_seconds
+
+    def __del__(self):
+        ref = getattr(self, "_ref", None)
+        if ref is not None:
+            self._worker.forget(ref)
+
+
+def remote_class(name: str, workers: Workers | None = None) -> type[RemoteMLP]:
+    """A RemoteMLP class for implementation `name`, hosted in the worker of its group (from `workers`, default the
+    session's); loading it there raises UnavailableError here if it cannot load."""
+    from .. import registry
+    from ..interface import Conventions
+    entry = registry.get_entry(name)
+    info = (workers or session()).get(entry.process_key, entry.env).call(_describe, name)
+    return type(f"Remote[{name}]", (RemoteMLP,), {
+        "entry_name": name, "name": info["name"], "framework": info["framework"], "workers": workers,
+        "conventions": Conventions(**info["conventions"])})
+
+
+# --------------------------------------------------------------------------------------------- the worker side
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:  # the parent is gone (killed): end this worker and what it started
+            if os.name == "posix":
+                os.killpg(0, signal.SIGKILL)
+            os._exit(1)
+
+
+def rss_mb() -> float | None:
+    """This process's peak resident memory so far, in MB (None where the platform cannot say)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 ** 2 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+def _resolve(x, objects):
+    return objects[x.id] if isinstance(x, Ref) else x
+
+
+def serve(rfd: int, wfd: int) -> None:
+    """The worker's loop: run tasks until the parent says stop or goes away."""
+    global _current
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends the workers
+    parent = os.getppid()
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    inbox, outbox = Connection(rfd, writable=False), Connection(wfd, readable=False)
+    objects: dict[int, Any] = {}
+    while True:
+        try:
+            msg = inbox.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        if msg[0] == "path":
+            sys.path[:] = msg[1]
+            continue
+        if msg[0] == "forget":
+            for ref in msg[1]:
+                objects.pop(ref, None)
+            continue
+        task, payload = msg
+        outbox.send(("start", task))
+        _current = (outbox, task)
+        start = time.perf_counter()
+        try:
+            fn, args, kwargs, keep = pickle.loads(payload)
+            if isinstance(fn, Method):
+                fn = getattr(objects[fn.ref.id], fn.name)
+            value = fn(*(_resolve(a, objects) for a in args), **{k: _resolve(v, objects) for k, v in kwargs.items()})
+            if keep:
+                objects[task] = value
+                value = Ref(task, os.getpid())
+            reply = ("done", task, value, time.perf_counter() - start, rss_mb())
+            blob = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException as e:  # noqa: BLE001 - reported to the parent, who decides
+            reply = ("fail", task, _pickle_exception(e), traceback.format_exc(), time.perf_counter() - start,
+                     rss_mb())
+            blob = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+        _current = None
+        outbox.send_bytes(blob)
+
+
+def _pickle_exception(e: BaseException) -> bytes:
+    mod = type(e).__module__.split(".")[0]
+    if mod in _SAFE_MODULES:
+        try:
+            blob = pickle.dumps(e)
+            pickle.loads(blob)
+            return blob
+        except Exception:  # noqa: BLE001
+            pass
+    first = str(e).splitlines()[0] if str(e) else ""
+    return pickle.dumps(RemoteError(type(e).__name__, first))
+
+
+if __name__ == "__main__":
+    from xor_rosetta.app import workers  # the module by its own name, so that note() and Ref are this module's
+    workers.serve(int(sys.argv[1]), int(sys.argv[2]))
