@@ -62,30 +62,32 @@ class StepLoss(keras.metrics.Metric):
 
 
 class ListLoss(keras.metrics.Metric):
-    """StepLoss for the torch backend, where fit's train step runs eagerly: each step's loss tensor goes into a
-    Python list (cheaper than a scatter into a variable; fit's symbolic build also calls update_state once, on
+    """StepLoss for the torch backend, where fit's train step runs eagerly: each step's loss goes straight into a
+    NumPy array (cheaper than a scatter into a variable; fit's symbolic build also calls update_state once, on
     'meta' tensors, which are skipped)."""
 
     def __init__(self, loss_fn, capacity, dtype):
         super().__init__(name="step_loss", dtype=dtype)
-        self.loss_fn, self.capacity, self.values = loss_fn, capacity, []
+        self.loss_fn, self.capacity = loss_fn, capacity
+        self.values, self.count = np.zeros(capacity), 0  # (capacity,): the loss history itself, 8 bytes a step
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         loss = self.loss_fn(y_true, y_pred)
         if loss.device.type != "meta":
-            self.values.append(loss.detach())
+            self.values[self.count] = loss.item()
+            self.count += 1
 
     def reset_state(self):
         pass
 
     def restart(self):
-        self.values.clear()
+        self.count = 0
 
     def result(self):
-        return self.values[-1] if self.values else keras.ops.zeros((), dtype=self.dtype)
+        return keras.ops.convert_to_tensor(self.values[max(self.count - 1, 0)], dtype=self.dtype)
 
     def losses(self, steps) -> np.ndarray:
-        return np.array([float(v) for v in self.values[:steps]], dtype=np.float64)
+        return self.values[:steps].copy()
 
 
 def distinct_batches(x: np.ndarray, y: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray]:

@@ -74,6 +74,9 @@ def compile_step(model: Net, optimizer: nnx.Optimizer):
 # endregion
 
 
+FETCH = 1000  # losses fetched from the device in blocks: memory then grows by the loss history only
+
+
 @nnx.jit(static_argnames="loss")
 def loss_and_grads(model: Net, x, y, loss: str):
     return nnx.value_and_grad(loss_fn)(model, x, y, loss)
@@ -89,8 +92,8 @@ class JaxMLP(MLP):
         self.dtype = jnp.dtype(spec.dtype)
         self.model = Net(spec.layers, spec.activations, self.dtype, rngs=nnx.Rngs(0))
         for linear, (W, b) in zip(self.model.linears, params):
-            linear.kernel.value = jnp.asarray(W, dtype=self.dtype)
-            linear.bias.value = jnp.asarray(b, dtype=self.dtype)
+            linear.kernel[...] = jnp.asarray(W, dtype=self.dtype)
+            linear.bias[...] = jnp.asarray(b, dtype=self.dtype)
         self.optimizer = make_optimizer(self.model, spec)
         self.step = compile_step(self.model, self.optimizer)
 
@@ -99,15 +102,17 @@ class JaxMLP(MLP):
         steps, want = self.spec.steps if steps is None else steps, set(checkpoints)
         b, n = self.spec.batch_for(len(x)), len(x)
         batches = [(self._array(x[r]), self._array(y[r])) for r in (batch_rows(k, b, n) for k in range(n))]
-        losses, saved, start = [], {}, time.perf_counter()  # losses: device scalars, fetched once at the end
+        losses, pending, saved, start = np.empty(steps), [], {}, time.perf_counter()
         for k in range(steps):
             xb, yb = batches[(self.steps_done + k) % n]  # batch_rows(k) depends on k mod n only
-            losses.append(self.step(xb, yb, loss=self.spec.loss))
+            pending.append(self.step(xb, yb, loss=self.spec.loss))  # a device scalar: no wait for the step
+            if len(pending) == FETCH or k + 1 == steps or k + 1 in want:
+                losses[k + 1 - len(pending):k + 1] = jax.device_get(pending)  # not jnp.stack: compiles per length
+                pending.clear()
             if k + 1 in want:
                 saved[k + 1] = self.params()
         self.steps_done += steps
-        loss = np.array(jax.device_get(losses), dtype=np.float64).reshape(-1)  # not jnp.stack: it compiles per length
-        return History(loss, saved, time.perf_counter() - start)
+        return History(losses, saved, time.perf_counter() - start)
     # endregion
 
     def _array(self, a):
@@ -125,5 +130,5 @@ class JaxMLP(MLP):
                 for i in range(len(self.model.linears))]
 
     def params(self):
-        return [(np.array(lin.kernel.value, np.float64), np.array(lin.bias.value, np.float64))
+        return [(np.array(lin.kernel[...], np.float64), np.array(lin.bias[...], np.float64))
                 for lin in self.model.linears]
