@@ -45,6 +45,11 @@ class Entry:
         return f"pip install -c constraints.txt -e '.[{self.extra}]'"
 
     @property
+    def backend(self) -> str:
+        """The Keras backend its process runs ("" where Keras is not involved)."""
+        return dict(self.env).get("KERAS_BACKEND", "")
+
+    @property
     def process_key(self) -> str:
         return self.process or self.name
 
