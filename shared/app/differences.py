@@ -1,6 +1,7 @@
 """Where frameworks differ: each row measures a difference and the setting that removes it.
 
 `python -m xor_rosetta.app.differences` prints the README table; tests/test_differences.py asserts each row.
+`python -m xor_rosetta.app.differences agreement` prints the README's "Measured agreement" table.
 Needs torch, keras and jax (imported inside the functions that use them); the rows about Keras on JAX and torch
 measure in worker processes of those implementations (`xor_rosetta.app.workers`).
 """
@@ -374,9 +375,60 @@ def table() -> str:
     return "\n".join(lines)
 
 
+AGREEMENT_STEPS = (1, 10, 100, 10_000)  # seed-numpy checkpoints whose params are compared
+
+
+def agreement_row(name: str, dtype: str) -> dict:
+    """One implementation against the reference in its own conventions, from identical canonical weights: worst
+    forward and gradient differences over both presets' initial weights, params over seed-numpy's checkpoints
+    (a task for the implementation's worker)."""
+    from .. import registry
+    from ..compare import max_abs_diff, max_rel_diff
+    from ..reference import Reference
+    cls = registry.load(name)
+    x, y = xor_data(dtype)
+    fwd = grad = 0.0
+    for preset in ("seed-numpy", "seed-keras"):
+        spec = get_preset(preset).replace(dtype=dtype)
+        model, ref = cls(spec, init_params(spec)), Reference(spec, init_params(spec), cls.conventions)
+        fwd = max(fwd, float(np.max(np.abs(model.forward(x) - ref.forward(x)))))
+        grad = max(grad, max_rel_diff(model.gradients(x, y), ref.gradients(x, y)))
+    spec = get_preset("seed-numpy").replace(dtype=dtype)
+    got = cls(spec, init_params(spec)).train(x, y, checkpoints=AGREEMENT_STEPS)
+    want = Reference(spec, init_params(spec), cls.conventions).train(x, y, checkpoints=AGREEMENT_STEPS)
+    params = max(max_abs_diff(got.checkpoints[k], want.checkpoints[k]) for k in AGREEMENT_STEPS)
+    return {"forward": fwd, "gradient": grad, "params": params,
+            "known_difference": getattr(cls, "known_differences", {}).get(dtype)}
+
+
+def agreement(names=None) -> str:
+    """The README's "Measured agreement" table: every available implementation, each in a worker of its group."""
+    from .. import registry
+    from .runner import submit, unavailable
+    from .workers import Pool
+    names = [n for n in (names or registry.REGISTRY) if unavailable(n) is None]
+    keys = [(n, dt) for dt in ("float64", "float32") for n in names]
+    with Pool(2) as pool:
+        for n, dt in keys:
+            submit(pool, (n, dt), n, agreement_row, n, dt)
+        rows = {o.key: o.value if o.error is None else o.error for o in pool.results() if not o.note}
+    lines = ["| implementation | dtype | forward max \\|Δ\\| | gradients max \\|Δ\\| / max \\|g\\| | params, 10,000 steps |",
+             "|---|---|---:|---:|---:|"]
+    for n, dt in keys:
+        r = rows[(n, dt)]
+        if isinstance(r, str):
+            lines.append(f"| {n} | {dt} | {r} | | |")
+            continue
+        mark = " (float32 inside: known difference)" if r["known_difference"] else ""
+        lines.append(f"| {n} | {dt}{mark} | {r['forward']:.1e} | {r['gradient']:.1e} | {r['params']:.1e} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
+    import sys
+
     from .workers import close_session
     try:
-        print(table())
+        print(agreement() if sys.argv[1:] == ["agreement"] else table())
     finally:
         close_session()
