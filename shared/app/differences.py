@@ -427,8 +427,9 @@ def agreement(names=None) -> str:
 if __name__ == "__main__":
     import sys
 
-    from .workers import close_session
+    from xor_rosetta.app import differences  # by its name, not __main__: workers import the tasks from it
+    from xor_rosetta.app.workers import close_session
     try:
-        print(agreement() if sys.argv[1:] == ["agreement"] else table())
+        print(differences.agreement() if sys.argv[1:] == ["agreement"] else differences.table())
     finally:
         close_session()
