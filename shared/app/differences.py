@@ -371,7 +371,7 @@ def table() -> str:
              "|---|---|---:|---|---:|"]
     for row in (f() for f in ROWS):
         cells = [row.topic, row.what, f"{row.differs_by:.2g}", row.setting, f"{row.with_setting:.2g}"]
-        lines.append("| " + " | ".join(c.replace("|", "|") for c in cells) + " |")
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 
 
