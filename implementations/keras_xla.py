@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-import tensorflow as tf
+from xor_rosetta.implementations import keras_mlp  # first: it sets TensorFlow's environment before its import
 
-from xor_rosetta.implementations import keras_mlp
-from xor_rosetta.implementations._keras_recording import distinct_batches, floatx, in_segments
-from xor_rosetta.interface import History
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from xor_rosetta.implementations._keras_recording import distinct_batches, floatx, in_segments  # noqa: E402
+from xor_rosetta.interface import History  # noqa: E402
 
 # region model
 build_model = keras_mlp.build_model  # the same keras.Sequential of Dense layers as `keras`
@@ -45,20 +46,23 @@ class KerasXlaMLP(keras_mlp.KerasMLP):
         xs, ys = tf.constant(xs, dtype=spec.dtype), tf.constant(ys, dtype=spec.dtype)
         with floatx(spec.dtype):
             self.optimizer.build(self.model.trainable_variables)
-        losses = tf.Variable(tf.zeros(steps, dtype=spec.dtype))  # (steps,)
         if not hasattr(self, "_xla_loop"):  # one XLA program per instance, run once per checkpoint segment
             self._xla_loop = tf.function(self._loop, jit_compile=True)
+        if getattr(self, "_losses", None) is None or self._losses.shape[0] < steps:  # a new one retraces the loop
+            self._losses = tf.Variable(tf.zeros(steps, dtype=spec.dtype))  # (steps,): every step's loss
+        losses = self._losses
         base, start = self.steps_done, time.perf_counter()
         saved = in_segments(self, steps, checkpoints, lambda first, n: self._xla_loop(
             xs, ys, losses, tf.constant(first, tf.int64), tf.constant(first - base, tf.int64), tf.constant(n, tf.int64)))
-        return History(losses.numpy().astype(np.float64), saved, time.perf_counter() - start)
+        return History(losses.numpy()[:steps].astype(np.float64), saved, time.perf_counter() - start)
 
     def _loop(self, xs, ys, losses, first, at, n):
         """n steps from update number `first`, their losses written from index `at` of `losses`."""
         i = tf.constant(0, tf.int64)
-        while i < n:  # a while loop, not tf.range: XLA would compile once per (first, n) value
+        while i < n:  # a while loop, not tf.range: XLA would compile once per value of n
             k = (first + i) % xs.shape[0]
-            losses.scatter_nd_update([[at + i]], [train_step(self.model, self.loss_fn, self.optimizer, xs[k], ys[k])])
+            x, y = tf.gather(xs, k), tf.gather(ys, k)  # (batch, 2), (batch, 1); gather: k is not a compile-time constant
+            losses.scatter_nd_update([[at + i]], [train_step(self.model, self.loss_fn, self.optimizer, x, y)])
             i += 1
     # endregion
 
