@@ -64,17 +64,21 @@ UNROLL = 1  # lax.scan(unroll=k) changes XLA's fusion, and so the rounding: unro
 
 
 # region loop
-@partial(jax.jit, static_argnames=("acts", "loss", "opt", "batch", "length"))
-def train_loop(params, opt_state, first, x, y, acts, loss, opt, batch, length):
-    """`length` updates from update number `first`; returns (params, opt_state, every step's loss)."""
-    def body(carry, _):
-        params, opt_state, k = carry
+@partial(jax.jit, static_argnames=("acts", "loss", "opt", "batch", "length", "kept"))
+def train_loop(params, opt_state, first, keep, x, y, acts, loss, opt, batch, length, kept):
+    """`length` updates from update number `first`, in one scan; returns (params, opt_state, every step's loss, the
+    params after each update i with keep[i] set: `kept` of them, stacked)."""
+    def body(carry, keep_this):
+        params, opt_state, k, saved, n = carry
         rows = (k * batch + jnp.arange(batch)) % x.shape[0]  # batch_rows(k): nothing grows with the steps
         params, opt_state, value = train_step(params, opt_state, x[rows], y[rows], acts, loss, opt)
-        return (params, opt_state, k + 1), value
+        saved = jax.tree.map(lambda s, p: s.at[n].set(jnp.where(keep_this, p, s[n])), saved, params)
+        return (params, opt_state, k + 1, saved, n + keep_this), value
 
-    (params, opt_state, _), losses = jax.lax.scan(body, (params, opt_state, first), length=length, unroll=UNROLL)
-    return params, opt_state, losses
+    saved = jax.tree.map(lambda p: jnp.zeros((max(kept, 1), *p.shape), p.dtype), params)  # (kept, *shape) each
+    carry = (params, opt_state, first, saved, jnp.int64(0))
+    (params, opt_state, _, saved, _), losses = jax.lax.scan(body, carry, keep, length=length, unroll=UNROLL)
+    return params, opt_state, losses, saved
 # endregion
 
 
@@ -102,24 +106,22 @@ class JaxScanMLP(MLP):
         self.opt_state = make_optimizer(self.opt).init(self.weights)
 
     def train(self, x, y, steps=None, checkpoints=()):
-        """One jitted scan per checkpoint segment; each segment length compiles once per spec structure (the jit
-        cache is shared by every instance)."""
+        """One jitted scan for the whole call, checkpoints included: it compiles once per spec structure, number of
+        steps and number of checkpoints (the jit cache is shared by every instance)."""
         spec = self.spec
-        steps, want = spec.steps if steps is None else steps, set(checkpoints)
-        x, y = self._array(x), self._array(y)
-        static = dict(acts=spec.activations, loss=spec.loss, opt=self.opt, batch=spec.batch_for(len(x)))
-        losses, saved, done, start = [], {}, 0, time.perf_counter()
-        for k in sorted(c for c in want if 0 < c <= steps) + [steps]:
-            if k > done:
-                self.weights, self.opt_state, segment = train_loop(
-                    self.weights, self.opt_state, jnp.int64(self.steps_done), x, y, length=k - done, **static)
-                losses.append(segment)
-                self.steps_done += k - done
-                done = k
-            if k in want:
-                saved[k] = self.params()
-        loss = np.concatenate([np.asarray(s, dtype=np.float64) for s in losses]) if losses else np.empty(0)
-        return History(loss, saved, time.perf_counter() - start)
+        steps = spec.steps if steps is None else steps
+        want = sorted(k for k in set(checkpoints) if 0 < k <= steps)
+        keep = np.zeros(steps, dtype=bool)  # (steps,): whether to keep the params after update i + 1
+        keep[np.array(want, dtype=int) - 1] = True
+        start = time.perf_counter()
+        self.weights, self.opt_state, losses, kept = train_loop(
+            self.weights, self.opt_state, jnp.int64(self.steps_done), jnp.asarray(keep), self._array(x), self._array(y),
+            acts=spec.activations, loss=spec.loss, opt=self.opt, batch=spec.batch_for(len(x)), length=steps,
+            kept=len(want))
+        self.steps_done += steps
+        saved = {k: [(np.array(W[i], np.float64), np.array(b[i], np.float64)) for W, b in kept]
+                 for i, k in enumerate(want)}
+        return History(np.asarray(losses, dtype=np.float64), saved, time.perf_counter() - start)
 
     def _array(self, a):
         return jnp.asarray(np.asarray(a), dtype=self.dtype)
