@@ -42,7 +42,9 @@ def test_help_everywhere(cmd):
 def test_list_json():
     p = run("list", "--json")
     rows = {r["name"]: r for r in json.loads(p.stdout)}
-    assert set(rows) == {"numpy", "torch", "torch-compiled", "keras", "keras-xla"}
+    assert set(rows) == {"numpy", "torch", "torch-compiled", "keras", "keras-xla", "jax", "jax-scan", "keras-jax",
+                         "keras-torch"}
+    assert rows["keras-jax"]["backend"] == "jax" and rows["keras"]["backend"] == "tensorflow"
     assert rows["numpy"]["available"] and rows["numpy"]["versions"]["numpy"] == np.__version__
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -47,7 +48,7 @@ def test_bad_config(toml, message, tmp_path):
 
 BAD_CLI = {
     "unknown preset": (["compare", "--preset", "seed-jax"], "unknown preset 'seed-jax'"),
-    "unknown impl": (["train", "--impl", "jax", "--preset", "seed-numpy"], "unknown implementation 'jax'"),
+    "unknown impl": (["train", "--impl", "mxnet", "--preset", "seed-numpy"], "unknown implementation 'mxnet'"),
     "zero steps": (["compare", "--preset", "seed-numpy", "--steps", "0"], "steps must be > 0"),
     "steps not a number": (["compare", "--preset", "seed-numpy", "--steps", "ten"], "invalid int value: 'ten'"),
     "both sources": (["compare", "--preset", "seed-numpy", "--config", "x.toml"], "not allowed with argument"),
@@ -192,7 +193,7 @@ HIDE = '''
 import importlib.abc, sys
 class Hide(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"torch", "tensorflow", "keras"}:
+        if name.split(".")[0] in {"torch", "tensorflow", "keras", "jax", "flax", "optax"}:
             raise ModuleNotFoundError(f"No module named {name!r}")
 sys.meta_path.insert(0, Hide())
 '''
@@ -204,10 +205,12 @@ def test_without_frameworks_everything_else_works(tmp_path):
     env = {"PYTHONPATH": str(tmp_path / "hide")}
     p = run("list", env=env)
     assert p.returncode == 0
-    assert "torch    UNAVAILABLE" in p.stdout and "pip install -c constraints.txt -e '.[torch]'" in p.stdout
-    assert "keras    UNAVAILABLE" in p.stdout and "pip install -c constraints.txt -e '.[keras]'" in p.stdout
+    for name, extra in (("torch", "torch"), ("keras", "keras"), ("jax", "jax"), ("keras-jax", "keras,jax")):
+        assert re.search(rf"^{name} +UNAVAILABLE", p.stdout, re.M), p.stdout
+        assert f"pip install -c constraints.txt -e '.[{extra}]'" in p.stdout
     p = run("compare", "--preset", "seed-numpy", "--out", tmp_path / "o", "--quiet", env=env)
     assert p.returncode == 0, p.stderr
     assert "| torch |" in p.stdout and "unavailable" in p.stdout and "install with" in p.stdout
     p = run("check", "--quiet", env=env)
     assert p.returncode == 0 and "skipped torch" in p.stdout and "skipped keras" in p.stdout
+    assert "skipped jax" in p.stdout
