@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import DTYPES, IMPLS, load_or_skip, trained
+from conftest import DTYPES, IMPLS, load_or_skip, trained, with_slow_marks
 from xor_rosetta.compare import accuracy, judge, max_abs, max_abs_diff, max_rel_diff
 from xor_rosetta.data import xor_data
 from xor_rosetta.params import init_params
@@ -64,7 +64,7 @@ def test_loss_and_gradients_match_reference(impl, spec, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", IMPLS)
+@pytest.mark.parametrize("name", with_slow_marks(IMPLS))
 def test_seed_numpy_trajectory_matches_reference(name, dtype):
     _, hist = trained(name, "seed-numpy", dtype)
     _, ref = trained(f"reference:{name}", "seed-numpy", dtype)
@@ -83,7 +83,7 @@ def test_seed_numpy_trajectory_matches_reference(name, dtype):
     assert spec.steps == 10_000
 
 
-@pytest.mark.parametrize("name", IMPLS)
+@pytest.mark.parametrize("name", with_slow_marks(IMPLS))
 def test_seed_numpy_converges(name):
     model, hist = trained(name, "seed-numpy", "float64")
     x, y = xor_data()

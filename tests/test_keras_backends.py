@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import load_or_skip, runs_here, trained
+from conftest import load_or_skip, runs_here, trained, with_slow_marks
 from impls import keras_tasks
 from xor_rosetta import registry
 from xor_rosetta.app import workers
@@ -33,7 +33,7 @@ def in_process_of(name: str, fn, *args):
     return workers.session().get(entry.process_key, entry.env).call(fn, *args)
 
 
-@pytest.mark.parametrize("name", FLOAT32_INSIDE)
+@pytest.mark.parametrize("name", with_slow_marks(FLOAT32_INSIDE))
 def test_float64_run_computes_in_float32_inside(name):
     """Forward pass, gradients and seed-numpy's params after 10,000 steps, each off the float64 reference by
     float32 rounding: past float64's tolerance, inside 1e-6 relative (measured 2e-8 to 2e-7, README)."""
