@@ -4,42 +4,68 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
+from xor_rosetta.implementations import keras_mlp  # first: it sets TensorFlow's environment before its import
 
-from xor_rosetta.implementations.keras_mlp import KerasMLP, floatx, tf
-from xor_rosetta.data import stream_rows
-from xor_rosetta.interface import History
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from xor_rosetta.implementations._keras_recording import distinct_batches, floatx, in_segments  # noqa: E402
+from xor_rosetta.interface import History  # noqa: E402
+
+# region model
+build_model = keras_mlp.build_model  # the same keras.Sequential of Dense layers as `keras`
+# endregion
+
+# region loss
+make_loss = keras_mlp.make_loss  # the same Keras loss; in a graph, BCE reads the logits behind the sigmoid
+# endregion
+
+# region optimizer
+make_optimizer = keras_mlp.make_optimizer  # the same Keras optimizer, applied by hand below instead of by fit()
+# endregion
 
 
-class KerasXlaMLP(KerasMLP):
+# region step
+def train_step(model, loss_fn, optimizer, x, y):
+    """One update, traced into the XLA loop: forward pass and loss under a GradientTape, then optimizer.apply."""
+    with tf.GradientTape() as tape:
+        loss = loss_fn(y, model(x, training=True))
+    optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+    return loss
+# endregion
+
+
+class KerasXlaMLP(keras_mlp.KerasMLP):
     name = "keras-xla"
 
+    # region loop
     def train(self, x, y, steps=None, checkpoints=()):
         spec = self.spec
         steps = spec.steps if steps is None else steps
-        b = spec.batch_for(len(x))
-        rows = stream_rows(self.steps_done, steps, b, len(x)).reshape(steps, b)  # (steps, batch)
-        xs, ys = (tf.constant(a[rows], dtype=spec.dtype) for a in (x, y))  # (steps, batch, 2), (steps, batch, 1)
+        xs, ys = distinct_batches(x, y, spec.batch_for(len(x)))  # (n, batch, 2), (n, batch, 1): step k uses k % n
+        xs, ys = tf.constant(xs, dtype=spec.dtype), tf.constant(ys, dtype=spec.dtype)
         with floatx(spec.dtype):
             self.optimizer.build(self.model.trainable_variables)
-        losses = tf.Variable(tf.zeros(steps, dtype=spec.dtype))  # (steps,)
         if not hasattr(self, "_xla_loop"):  # one XLA program per instance, run once per checkpoint segment
             self._xla_loop = tf.function(self._loop, jit_compile=True)
-        start = time.perf_counter()
-        run = lambda a, k: self._xla_loop(xs, ys, losses, tf.constant(a), tf.constant(k))  # noqa: E731
-        saved = self._in_segments(steps, set(checkpoints), run)
-        return History(losses.numpy().astype(np.float64), saved, time.perf_counter() - start)
+        if getattr(self, "_losses", None) is None or self._losses.shape[0] < steps:  # a new one retraces the loop
+            self._losses = tf.Variable(tf.zeros(steps, dtype=spec.dtype))  # (steps,): every step's loss
+        losses = self._losses
+        base, start = self.steps_done, time.perf_counter()
+        saved = in_segments(self, steps, checkpoints, lambda first, n: self._xla_loop(
+            xs, ys, losses, tf.constant(first, tf.int64), tf.constant(first - base, tf.int64), tf.constant(n, tf.int64)))
+        return History(losses.numpy()[:steps].astype(np.float64), saved, time.perf_counter() - start)
+
+    def _loop(self, xs, ys, losses, first, at, n):
+        """n steps from update number `first`, their losses written from index `at` of `losses`."""
+        i = tf.constant(0, tf.int64)
+        while i < n:  # a while loop, not tf.range: XLA would compile once per value of n
+            k = (first + i) % xs.shape[0]
+            x, y = tf.gather(xs, k), tf.gather(ys, k)  # (batch, 2), (batch, 1); gather: k is not a compile-time constant
+            losses.scatter_nd_update([[at + i]], [train_step(self.model, self.loss_fn, self.optimizer, x, y)])
+            i += 1
+    # endregion
 
     @tf.function(jit_compile=True)  # gradients through XLA too
     def _loss_and_grads(self, x, y):
-        return KerasMLP._loss_and_grads.python_function(self, x, y)
-
-    def _loop(self, xs, ys, losses, begin, end):
-        variables = self.model.trainable_variables
-        i = begin
-        while i < end:  # a while loop, not tf.range: XLA would compile once per (begin, end) value
-            with tf.GradientTape() as tape:
-                loss = self.loss_fn(ys[i], self.model(xs[i], training=True))
-            self.optimizer.apply(tape.gradient(loss, variables), variables)
-            losses.scatter_nd_update([[i]], [loss])
-            i += 1
+        return self._tape_grads(x, y)

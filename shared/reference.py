@@ -22,6 +22,7 @@ from .spec import Optimizer as OptimizerSpec, Spec
 LOG_CLAMP = -100.0  # torch.nn.BCELoss clamps log(p) and log(1-p) at -100
 BCE_GRAD_EPS = float(np.float32(1e-12))  # torch's BCE backward divides by max(p*(1-p), eps): eps is a float32
 # 1e-12 (9.99999996e-13) even in float64, found by the property tests: 4e-9 relative in saturated gradients
+KERAS_EPSILON = 1e-7  # keras.config.epsilon(): Keras clips probabilities to [eps, 1 - eps] on JAX and torch
 
 # Every form of each differing operation that the reference models, by `Conventions` field. Convention detection
 # (`xor-rosetta verify`) tries each one listed here, so a form added to the reference is detected once it is listed.
@@ -66,19 +67,77 @@ def forward(spec: Spec, arrays: list[np.ndarray], x: np.ndarray, jitter=None) ->
 
 
 def loss_and_dz(spec: Spec, conv: Conventions, z: np.ndarray, a: np.ndarray, y: np.ndarray):
-    """The loss, and d loss / d z at the output layer."""
+    """The loss, and d loss / d z at the output layer, in the form `conv.bce` names (BCE) or the one MSE form."""
     m = y.size  # mean over batch and outputs
     if spec.loss == "mse":
         d = a - y
         return float(np.mean(d * d)), (2 * d / m) * activate_grad(spec.activations[-1], z, a)
-    if conv.bce == "logits":  # Keras fit: sigmoid_cross_entropy_with_logits on the recovered logits
-        loss = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
-        return float(np.mean(loss)), (a - y) / m
-    with np.errstate(divide="ignore"):  # torch BCELoss on probabilities
+    return BCE[conv.bce](z, a, y, m)
+
+
+# BCE forms: (z, a = sigmoid(z), y, m = y.size) -> (mean loss, d loss / d z). One function per framework's form.
+
+def bce_probs(z, a, y, m):
+    """torch.nn.BCELoss on probabilities: log clamped at -100; backward (a - y) / max(a(1 - a), eps) with a float32
+    eps (aten/src/ATen/native/Loss.cpp: binary_cross_entropy_out_cpu, binary_cross_entropy_backward_out_cpu)."""
+    with np.errstate(divide="ignore"):
         log_a, log_1a = np.maximum(np.log(a), LOG_CLAMP), np.maximum(np.log(1 - a), LOG_CLAMP)
     loss = -(y * log_a + (1 - y) * log_1a)
     da = (a - y) / np.maximum(a * (1 - a), BCE_GRAD_EPS) / m
     return float(np.mean(loss)), da * activate_grad("sigmoid", z, a)
+
+
+def bce_logits(z, a, y, m):
+    """Keras fit on TensorFlow: the logits behind a Keras sigmoid, through sigmoid_cross_entropy_with_logits
+    (keras/src/backend/tensorflow/nn.py: binary_crossentropy reads output._keras_logits)."""
+    loss = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+    return float(np.mean(loss)), (a - y) / m
+
+
+def _softplus(u):
+    return np.maximum(u, 0) + np.log1p(np.exp(-np.abs(u)))  # log(1 + e^u) = jnp.logaddexp(u, 0)
+
+
+def bce_optax(z, a, y, m):
+    """optax.sigmoid_binary_cross_entropy(logits, labels): -y log_sigmoid(z) - (1 - y) log_sigmoid(-z), with
+    log_sigmoid(u) = -softplus(-u) (optax/losses/_classification.py:78-83); the gradient comes from logaddexp's
+    custom JVP, d softplus(u) / du = exp(u - softplus(u)) (jax/_src/lax/other.py:282-290), not from a - y."""
+    dt = z.dtype.type
+    sp_neg, sp_pos = _softplus(-z), _softplus(z)  # -log_sigmoid(z), -log_sigmoid(-z)
+    loss = y * sp_neg + (1 - y) * sp_pos
+    c = dt(1) / dt(m)  # jnp.mean's cotangent
+    return float(np.mean(loss)), -(y * c) * np.exp(-z - sp_neg) + ((1 - y) * c) * np.exp(z - sp_pos)
+
+
+def bce_keras_jax(z, a, y, m):
+    """Keras BinaryCrossentropy on the JAX backend: a JAX array cannot carry the sigmoid's logits, so p is clipped to
+    [1e-7, 1 - 1e-7] and its log taken; the gradient is zero outside the clip and halved at a bound (jnp.clip is
+    minimum(maximum(...)): keras/src/backend/jax/nn.py:1017-1033, keras/src/activations/activations.py:481-505)."""
+    dt = a.dtype.type
+    lo, hi = dt(KERAS_EPSILON), dt(1 - KERAS_EPSILON)
+    p, c = np.clip(a, lo, hi), dt(1) / dt(m)
+    loss = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    inside = np.where((a > lo) & (a < hi), 1.0, np.where((a == lo) | (a == hi), 0.5, 0.0)).astype(dt)
+    dp = -(c * y) / p + (c * (1 - y)) / (1 - p)
+    return float(np.sum(loss) / m), (dp * inside) * (a * (1 - a))
+
+
+def bce_keras_torch(z, a, y, m):
+    """Keras BinaryCrossentropy on the torch backend: p clipped to [1e-7, 1 - 1e-7] (torch.clip passes the gradient
+    at the bounds), then torch's F.binary_cross_entropy, as in `bce_probs` (keras/src/backend/torch/nn.py:924-955)."""
+    dt = a.dtype.type
+    lo, hi = dt(KERAS_EPSILON), dt(1 - KERAS_EPSILON)
+    p, c = np.clip(a, lo, hi), dt(1) / dt(m)
+    with np.errstate(divide="ignore"):
+        log_p, log_1p = np.maximum(np.log(p), LOG_CLAMP), np.maximum(np.log(1 - p), LOG_CLAMP)
+    loss = -(y * log_p + (1 - y) * log_1p)
+    dp = c * (p - y) / np.maximum(p * (1 - p), dt(BCE_GRAD_EPS))
+    inside = ((a >= lo) & (a <= hi)).astype(dt)
+    return float(np.sum(loss) / m), (dp * inside) * (1 - a) * a
+
+
+BCE = {"probs": bce_probs, "logits": bce_logits, "optax": bce_optax, "keras-jax": bce_keras_jax,
+       "keras-torch": bce_keras_torch}
 
 
 def loss_and_gradients(spec: Spec, conv: Conventions, arrays: list[np.ndarray], x, y, jitter=None):
@@ -108,34 +167,85 @@ class Optimizer:
         o = self.opt
         for w, g, m, v in zip(arrays, grads, self.m, self.v):
             if o.name == "adam":
-                self._adam(w, g, m, v)
+                ADAM[self.conv.adam](w, g, m, v, self.t, o)
             elif not o.momentum:
                 w -= o.lr * g
-            elif self.conv.momentum == "keras":  # v = mu*v - lr*g; w += v
-                m[...] = m * o.momentum - g * o.lr
-                w += m
-            else:  # torch: v = mu*v + g; w -= lr*v
-                m[...] = m * o.momentum + g
-                w -= o.lr * m
+            else:
+                MOMENTUM[self.conv.momentum](w, g, m, o)
 
-    def _adam(self, w, g, m, v) -> None:
-        o, t = self.opt, self.t
-        if self.conv.adam == "optax":  # Kingma & Ba as optax writes it: moments, bias correction, then x(-lr)
-            m[...] = (1 - o.beta1) * g + o.beta1 * m  # optax.tree.update_moment
-            v[...] = (1 - o.beta2) * (g * g) + o.beta2 * v
-            m_hat, v_hat = m / (1 - o.beta1 ** t), v / (1 - o.beta2 ** t)  # optax.tree.bias_correction
-            w += -o.lr * (m_hat / (np.sqrt(v_hat) + o.epsilon))  # scale_by_adam, scale_by_learning_rate
-            return
-        m += (g - m) * (1 - o.beta1)  # torch and keras: m.lerp_(g, 1-b1) / m += (g-m)*(1-b1)
-        if self.conv.adam == "keras":  # eps added to sqrt(v); bias correction folded into the step size
-            v += (g * g - v) * (1 - o.beta2)
-            alpha = o.lr * math.sqrt(1 - o.beta2 ** t) / (1 - o.beta1 ** t)
-            w -= (m * alpha) / (np.sqrt(v) + o.epsilon)
-        else:  # torch: eps added to sqrt(v_hat)
-            v[...] = v * o.beta2 + (1 - o.beta2) * (g * g)
-            step_size = o.lr / (1 - o.beta1 ** t)
-            denom = np.sqrt(v) / math.sqrt(1 - o.beta2 ** t) + o.epsilon
-            w += -step_size * (m / denom)
+
+# SGD momentum forms: update w and the buffer m in place.
+
+def momentum_torch(w, g, m, o):
+    """torch.optim.SGD (torch/optim/sgd.py: buf.mul_(momentum).add_(grad); param.add_(buf, alpha=-lr)), and optax's
+    trace + scale(-lr) (optax/transforms/_accumulation.py:36-85), bit for bit: v = mu*v + g; w -= lr*v."""
+    m[...] = m * o.momentum + g
+    w -= o.lr * m
+
+
+def momentum_keras(w, g, m, o):
+    """keras.optimizers.SGD (keras/src/optimizers/sgd.py:95-125): v = mu*v - lr*g; w += v. Keras on torch writes it
+    with foreach ops, buf*mu + (-lr)*g (keras/src/backend/torch/optimizers/torch_sgd.py:8-36): the same roundings,
+    up to the fused multiply-add torch's add(alpha=) does on some CPUs (not modelled: README)."""
+    m[...] = m * o.momentum - g * o.lr
+    w += m
+
+
+MOMENTUM = {"torch": momentum_torch, "keras": momentum_keras}
+
+
+# Adam forms: update w and the moments m, v in place at step t (1-based).
+
+def adam_torch(w, g, m, v, t, o):
+    """torch.optim.Adam (torch/optim/adam.py, _single_tensor_adam): eps added to sqrt(v_hat)."""
+    m += (g - m) * (1 - o.beta1)  # m.lerp_(g, 1 - b1)
+    v[...] = v * o.beta2 + (1 - o.beta2) * (g * g)
+    step_size = o.lr / (1 - o.beta1 ** t)
+    denom = np.sqrt(v) / math.sqrt(1 - o.beta2 ** t) + o.epsilon
+    w += -step_size * (m / denom)
+
+
+def _keras_alpha(o, t, dt):
+    """Keras' step size lr * sqrt(1 - b2^t) / (1 - b1^t), computed with ops in the variable's dtype (the learning
+    rate, the step and the betas are cast to it first: keras/src/optimizers/adam.py:102-120)."""
+    b1t, b2t = dt(o.beta1) ** dt(t), dt(o.beta2) ** dt(t)
+    return dt(o.lr) * np.sqrt(dt(1) - b2t) / (dt(1) - b1t)
+
+
+def adam_keras(w, g, m, v, t, o):
+    """keras.optimizers.Adam (keras/src/optimizers/adam.py:102-137; Keras on TensorFlow and on JAX): eps added to
+    sqrt(v), the bias correction folded into the step size (an "eps-hat")."""
+    m += (g - m) * (1 - o.beta1)
+    v += (g * g - v) * (1 - o.beta2)
+    w -= (m * _keras_alpha(o, t, w.dtype.type)) / (np.sqrt(v) + o.epsilon)
+
+
+def adam_keras_torch(w, g, m, v, t, o):
+    """Keras' Adam on the torch backend (keras/src/backend/torch/optimizers/torch_adam.py:9-57): Keras' step size,
+    with torch foreach moments m*b1 + (1 - b1)*g rounded in that order."""
+    m[...] = m * o.beta1 + (1 - o.beta1) * g  # torch._foreach_mul_, then _foreach_add_(alpha=1 - b1)
+    v[...] = v * o.beta2 + (1 - o.beta2) * (g * g)
+    w -= (m * _keras_alpha(o, t, w.dtype.type)) / (np.sqrt(v) + o.epsilon)
+
+
+def adam_optax(w, g, m, v, t, o):
+    """optax.adam = scale_by_adam + scale_by_learning_rate (optax/_src/transform.py:246-309,
+    optax/tree_utils/_tree_math.py:394-449): Kingma & Ba's m_hat / (sqrt(v_hat) + eps), then p + (-lr) * u.
+    The bias correction is a jitted division by a scalar, which XLA compiles as a multiplication by its reciprocal
+    (1 - b^t is computed in float64, then cast to the moment's dtype)."""
+    dt = w.dtype.type
+    m[...] = (1 - o.beta1) * g + o.beta1 * m  # optax.tree.update_moment
+    v[...] = (1 - o.beta2) * (g * g) + o.beta2 * v
+    m_hat = m * (dt(1) / dt(1 - o.beta1 ** t))  # optax.tree.bias_correction, as XLA computes it
+    v_hat = v * (dt(1) / dt(1 - o.beta2 ** t))
+    w += -o.lr * (m_hat / (np.sqrt(v_hat) + o.epsilon))
+
+
+ADAM = {"torch": adam_torch, "keras": adam_keras, "optax": adam_optax, "keras-torch": adam_keras_torch}
+
+# Every form of each differing operation that the reference models, by `Conventions` field: convention detection
+# (`xor-rosetta verify`) tries each one listed here, so a form added to the reference is detected once it is listed.
+FORMS: dict[str, tuple[str, ...]] = {"adam": tuple(ADAM), "momentum": tuple(MOMENTUM), "bce": tuple(BCE)}
 
 
 class Jitter:

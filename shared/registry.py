@@ -47,6 +47,11 @@ class Entry:
         return f"pip install -c constraints.txt -e '.[{self.extra}]'"
 
     @property
+    def backend(self) -> str:
+        """The Keras backend its process runs ("" where Keras is not involved)."""
+        return dict(self.env).get("KERAS_BACKEND", "")
+
+    @property
     def process_key(self) -> str:
         return self.process or self.name
 
@@ -66,6 +71,18 @@ ENTRIES = [
     Entry("keras-xla", f"{IMPLS}.keras_xla", "KerasXlaMLP", ("keras", "tensorflow"), ("keras", "tensorflow-cpu"),
           "keras", "fast: the same model, the whole loop in one XLA-compiled tf.function", process="keras-tensorflow",
           env=(("KERAS_BACKEND", "tensorflow"),)),
+    Entry("jax", f"{IMPLS}.jax_mlp", "JaxMLP", ("jax", "flax", "optax"), ("jax", "flax", "optax"), "jax",
+          "Flax NNX: nnx.Module of nnx.Linear, nnx.Optimizer over optax, nnx.value_and_grad, a jitted step",
+          process="jax", env=(("JAX_ENABLE_X64", "1"),)),
+    Entry("jax-scan", f"{IMPLS}.jax_scan", "JaxScanMLP", ("jax", "optax"), ("jax", "optax"), "jax",
+          "fast: pure functions over a params pytree, optax, the whole loop in one jitted lax.scan",
+          process="jax", env=(("JAX_ENABLE_X64", "1"),)),
+    Entry("keras-jax", f"{IMPLS}.keras_jax", "KerasJaxMLP", ("keras", "jax"), ("keras", "jax"), "keras,jax",
+          "the keras model, loss, optimizer and fit() on the JAX backend", process="keras-jax",
+          env=(("KERAS_BACKEND", "jax"), ("JAX_ENABLE_X64", "1"))),
+    Entry("keras-torch", f"{IMPLS}.keras_torch", "KerasTorchMLP", ("keras", "torch"), ("keras", "torch"),
+          "keras,torch", "the keras model, loss, optimizer and fit() on the PyTorch backend", process="keras-torch",
+          env=(("KERAS_BACKEND", "torch"),)),
 ]
 REGISTRY: dict[str, Entry] = {e.name: e for e in ENTRIES}
 RUNTIME: dict[str, tuple[type, Entry]] = {}  # registered by this process; other processes cannot load them

@@ -21,6 +21,12 @@ from xor_rosetta.presets import get_preset
 IMPLS = list(registry.REGISTRY)
 DTYPES = ["float64", "float32"]
 REQUIRE_ALL = os.environ.get("XOR_ROSETTA_REQUIRE_ALL") == "1"  # CI: a missing framework fails, never skips
+SLOW = {"keras-torch"}  # ~2 ms a step (Keras runs each torch step eagerly): its 10,000-step runs are marked slow
+
+
+def with_slow_marks(names):
+    """Parameters for tests that run seed-numpy's 10,000 steps: the SLOW implementations marked `slow` (README)."""
+    return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in names]
 
 # This process's process-wide settings: what the first built-in entry that sets one needs (KERAS_BACKEND=tensorflow),
 # unless the environment says otherwise; fixed here, before any framework is imported, so that which entries run

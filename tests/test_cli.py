@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import load_or_skip
+from conftest import SLOW, load_or_skip
+from xor_rosetta import registry
 
 EXE = Path(sys.executable).parent / "xor-rosetta"
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +43,9 @@ def test_help_everywhere(cmd):
 def test_list_json():
     p = run("list", "--json")
     rows = {r["name"]: r for r in json.loads(p.stdout)}
-    assert set(rows) == {"numpy", "torch", "torch-compiled", "keras", "keras-xla"}
+    assert set(rows) == {"numpy", "torch", "torch-compiled", "keras", "keras-xla", "jax", "jax-scan", "keras-jax",
+                         "keras-torch"}
+    assert rows["keras-jax"]["backend"] == "jax" and rows["keras"]["backend"] == "tensorflow"
     assert rows["numpy"]["available"] and rows["numpy"]["versions"]["numpy"] == np.__version__
 
 
@@ -103,8 +106,10 @@ def test_compare_json(tmp_path):
     assert json.loads(p.stdout)["ok"] is False
 
 
-def test_check_passes_on_a_clean_checkout():
-    p = run("check", "--quiet")
+@pytest.mark.parametrize("slow", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["fast", "slow"])
+def test_check_passes_on_a_clean_checkout(slow):
+    names = [n for n in registry.REGISTRY if (n in SLOW) == slow]  # the SLOW ones' golden runs are marked slow
+    p = run("check", "--impls", ",".join(names), "--quiet")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "golden cases hold" in p.stdout
 

@@ -22,7 +22,7 @@ def test_weight_layout():
 
 def test_default_init():
     row = d.default_init()
-    assert row.differs_by > 1e-2 and row.with_setting <= F64.forward
+    assert row.differs_by > 1e-2 and row.with_setting == 0.0  # the same canonical bias in both
 
 
 def test_adam_epsilon():
@@ -76,3 +76,27 @@ def test_float32_drift():
 def test_tf_float32_tanh_is_approximate():
     row = d.tf_float32_tanh()
     assert row.differs_by > 1e-7 and row.with_setting <= F64.forward
+
+
+def test_optax_adam_multiplies_by_the_reciprocal():
+    load_or_skip("jax")
+    row = d.optax_adam()
+    assert row.differs_by > 0 and row.with_setting == 0.0  # bit for bit in optax's own form
+
+
+def test_keras_adam_on_torch_rounds_its_moments_its_own_way():
+    load_or_skip("keras-torch")
+    row = d.keras_torch_adam()
+    assert row.differs_by > 2 * row.with_setting and row.with_setting <= F32.params
+
+
+def test_keras_bce_differs_by_backend():
+    load_or_skip("keras-jax"), load_or_skip("keras-torch")
+    row = d.keras_bce_backends()
+    assert row.differs_by > 1 and row.with_setting <= F32.forward
+
+
+def test_keras_float64_is_float32_on_jax_and_torch_and_only_a_private_patch_removes_it():
+    load_or_skip("keras-jax"), load_or_skip("keras-torch")
+    row = d.keras_float32_inside()
+    assert 1e-9 < row.differs_by < 1e-6 and row.with_setting <= F64.forward

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import DTYPES, IMPLS, trained
+from conftest import DTYPES, IMPLS, load_or_skip, trained, with_slow_marks
 from xor_rosetta.compare import accuracy, judge, max_abs, max_abs_diff, max_rel_diff
 from xor_rosetta.data import xor_data
 from xor_rosetta.params import init_params
@@ -17,6 +17,14 @@ PRESET_SPECS = [get_preset("seed-numpy"), get_preset("seed-keras")]
 CHECKPOINTS = (1, 10, 100, 10_000)
 
 
+def policy(impl, dtype: str) -> str:
+    """The dtype whose tolerance judges `impl` here. An implementation that declares a known difference in `dtype`
+    (Keras on JAX and torch compute in float32 inside a float64 run: `MLP.known_differences`) is held to float32's
+    tolerance, so that anything else wrong still fails; `compare` reports it DISAGREES, naming the cause, and
+    tests/test_keras_backends.py asserts the difference is there, at its measured size."""
+    return "float32" if dtype in getattr(impl, "known_differences", {}) else dtype
+
+
 def pair(impl, spec):
     """(implementation, NumPy reference in that implementation's conventions), same initial weights."""
     params = init_params(spec)
@@ -26,8 +34,8 @@ def pair(impl, spec):
 def assert_agrees(spec, model, ref, hist, want, checkpoints):
     """The policy's plain 'agrees' (no rounding-floor allowance): gradients, every loss, params at checkpoints."""
     x, y = xor_data(spec.dtype)
-    j = judge(spec.dtype, checkpoints, model.gradients(x, y), ref.gradients(x, y), hist.loss, want.loss,
-              hist.checkpoints, want.checkpoints)
+    j = judge(policy(type(model), spec.dtype), checkpoints, model.gradients(x, y), ref.gradients(x, y), hist.loss,
+              want.loss, hist.checkpoints, want.checkpoints)
     assert j.status == AGREES, j.explanation
 
 
@@ -39,7 +47,7 @@ def test_forward_matches_reference(impl, spec, dtype):
     x, _ = xor_data(dtype)
     out, want = model.forward(x), ref.forward(x)
     assert out.shape == want.shape == (4, 1)
-    assert np.max(np.abs(out - want)) <= tolerance(dtype).forward * np.max(np.abs(want))
+    assert np.max(np.abs(out - want)) <= tolerance(policy(impl, dtype)).forward * np.max(np.abs(want))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -48,7 +56,7 @@ def test_loss_and_gradients_match_reference(impl, spec, dtype):
     spec = spec.replace(dtype=dtype)
     model, ref = pair(impl, spec)
     x, y = xor_data(dtype)
-    tol = tolerance(dtype)
+    tol = tolerance(policy(impl, dtype))
     assert abs(model.loss(x, y) - ref.loss(x, y)) <= tol.loss * abs(ref.loss(x, y))
     grads, want = model.gradients(x, y), ref.gradients(x, y)
     assert [tuple(a.shape for a in g) for g in grads] == [tuple(a.shape for a in g) for g in want]
@@ -56,25 +64,26 @@ def test_loss_and_gradients_match_reference(impl, spec, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", IMPLS)
+@pytest.mark.parametrize("name", with_slow_marks(IMPLS))
 def test_seed_numpy_trajectory_matches_reference(name, dtype):
     _, hist = trained(name, "seed-numpy", dtype)
     _, ref = trained(f"reference:{name}", "seed-numpy", dtype)
-    tol = tolerance(dtype)
+    judged = policy(load_or_skip(name), dtype)
+    tol = tolerance(judged)
     for k in CHECKPOINTS:
         assert max_abs_diff(hist.checkpoints[k], ref.checkpoints[k]) <= tol.params * max_abs(ref.checkpoints[k]), \
             f"after {k} steps"
     assert hist.loss.shape == ref.loss.shape == (10_000,)
     spec = get_preset("seed-numpy").replace(dtype=dtype)
-    j = judge(dtype, CHECKPOINTS, None, None, hist.loss, ref.loss, hist.checkpoints, ref.checkpoints)
+    j = judge(judged, CHECKPOINTS, None, None, hist.loss, ref.loss, hist.checkpoints, ref.checkpoints)
     assert j.status == AGREES, j.explanation
-    if dtype == "float64":  # the project's promise: the presets agree to 1e-12, absolute
+    if judged == "float64":  # the project's promise: the presets agree to 1e-12, absolute
         assert max(max_abs_diff(hist.checkpoints[k], ref.checkpoints[k]) for k in CHECKPOINTS) <= 1e-12
         assert tol.params * max(max_abs(ref.checkpoints[k]) for k in CHECKPOINTS) <= 1e-12
     assert spec.steps == 10_000
 
 
-@pytest.mark.parametrize("name", IMPLS)
+@pytest.mark.parametrize("name", with_slow_marks(IMPLS))
 def test_seed_numpy_converges(name):
     model, hist = trained(name, "seed-numpy", "float64")
     x, y = xor_data()
@@ -95,6 +104,11 @@ def test_seed_keras_trajectory_matches_reference(name):
     _, hist = trained(name, "seed-keras", "float64")
     _, ref = trained(f"reference:{name}", "seed-keras", "float64")
     ks = (1, 10, 100, 1_000)
+    if policy(load_or_skip(name), "float64") == "float32":  # float32 inside: seed-keras is chaotic in float32
+        ks, n = (1, 10, 100), 100  # after a few hundred steps (README), so judge its first 100 steps
+        j = judge("float32", ks, None, None, hist.loss[:n], ref.loss[:n], hist.checkpoints, ref.checkpoints)
+        assert j.status == AGREES, j.explanation
+        return
     j = judge("float64", ks, None, None, hist.loss, ref.loss, hist.checkpoints, ref.checkpoints)
     assert j.status == AGREES, j.explanation
     assert max(max_abs_diff(hist.checkpoints[k], ref.checkpoints[k]) for k in ks) <= 1e-12
@@ -125,7 +139,7 @@ COVERAGE = {
 def test_every_option_matches_reference(impl, spec):
     model, ref = pair(impl, spec)
     x, y = xor_data(spec.dtype)
-    tol = tolerance(spec.dtype)
+    tol = tolerance(policy(impl, spec.dtype))
     assert np.max(np.abs(model.forward(x) - ref.forward(x))) <= tol.forward * np.max(np.abs(ref.forward(x)))
     hist, want = model.train(x, y, checkpoints=[1, 30, 60]), ref.train(x, y, checkpoints=[1, 30, 60])
     model2, ref2 = pair(impl, spec)

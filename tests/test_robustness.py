@@ -73,7 +73,7 @@ def strict_json(text: str):
 
 BAD_ARGS = {
     "unknown preset": (["compare", "--preset", "seed-jax"], "unknown preset 'seed-jax'"),
-    "unknown impl": (["train", "--impl", "jax", "--preset", "seed-numpy"], "unknown implementation 'jax'"),
+    "unknown impl": (["train", "--impl", "mxnet", "--preset", "seed-numpy"], "unknown implementation 'mxnet'"),
     "zero steps": (["compare", "--preset", "seed-numpy", "--steps", "0"], "steps must be a whole number from 1 to"),
     "23-digit steps": (["compare", "--preset", "seed-numpy", "--steps", "12345678901234567890123"],
                        "1,000,000,000 (the maximum), got 12345678901234567890123"),
@@ -823,7 +823,7 @@ HIDE = '''
 import importlib.abc, sys
 class Hide(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"torch", "tensorflow", "keras"}:
+        if name.split(".")[0] in {"torch", "tensorflow", "keras", "jax", "flax", "optax"}:
             raise ModuleNotFoundError(f"No module named {name!r}")
 sys.meta_path.insert(0, Hide())
 '''
@@ -835,10 +835,12 @@ def test_without_frameworks_everything_else_works(tmp_path):
     env = {"PYTHONPATH": str(tmp_path / "hide")}
     p = run("list", env=env)
     assert p.returncode == 0
-    assert "torch    UNAVAILABLE" in p.stdout and "pip install -c constraints.txt -e '.[torch]'" in p.stdout
-    assert "keras    UNAVAILABLE" in p.stdout and "pip install -c constraints.txt -e '.[keras]'" in p.stdout
+    for name, extra in (("torch", "torch"), ("keras", "keras"), ("jax", "jax"), ("keras-jax", "keras,jax")):
+        assert re.search(rf"^{name} +UNAVAILABLE", p.stdout, re.M), p.stdout
+        assert f"pip install -c constraints.txt -e '.[{extra}]'" in p.stdout
     p = run("compare", "--preset", "seed-numpy", "--out", tmp_path / "o", "--quiet", env=env)
     assert p.returncode == 0, p.stderr
     assert "| torch |" in p.stdout and "unavailable" in p.stdout and "install with" in p.stdout
     p = run("check", "--quiet", env=env)
     assert p.returncode == 0 and "skipped torch" in p.stdout and "skipped keras" in p.stdout
+    assert "skipped jax" in p.stdout

@@ -27,8 +27,11 @@ from ..presets import get_preset
 from ..spec import Init, Optimizer, Spec
 
 ANCHORS_US = {  # µs/step on seed-numpy measured on this machine (../shared/reference/ANCHORS.md): (low, high)
-    "numpy": (17, 25), "torch": (190, 330), "torch-compiled": (52, 60), "keras": (80, 130), "keras-xla": (1.4, 2.3)}
-TARGETS_US = {"torch-compiled": 80, "keras-xla": 5}  # issue targets, after compilation
+    "numpy": (17, 25), "torch": (190, 330), "torch-compiled": (52, 60), "keras": (80, 130), "keras-xla": (1.4, 2.3),
+    # JAX scan from ANCHORS.md; the other three from the research before they were written (medians of interleaved
+    # blocks, quietest of three runs): Flax NNX with nnx.jit_partial, Keras fit with spe=1000 on JAX, spe=1 on torch
+    "jax-scan": (1.1, 1.5), "jax": (35, 50), "keras-jax": (33, 39), "keras-torch": (2000, 2700)}
+TARGETS_US = {"torch-compiled": 80, "keras-xla": 5, "jax-scan": 3}  # issue targets, after compilation
 TARGET_COMPARE_RATIO = 2.0  # compare --preset seed-numpy, warm, at most this many times the bare import of all frameworks
 WIDTHS, BATCHES = (5, 64, 512, 4096), (4, 1024, 65536)
 

@@ -1,7 +1,9 @@
 """Where frameworks differ: each row measures a difference and the setting that removes it.
 
 `python -m xor_rosetta.app.differences` prints the README table; tests/test_differences.py asserts each row.
-Needs torch and keras (imported inside the functions that use them).
+`python -m xor_rosetta.app.differences agreement` prints the README's "Measured agreement" table.
+Needs torch, keras and jax (imported inside the functions that use them); the rows about Keras on JAX and torch
+measure in worker processes of those implementations (`xor_rosetta.app.workers`).
 """
 from __future__ import annotations
 
@@ -60,8 +62,7 @@ def default_init() -> Row:
     k_layer.build((None, 2))
     k_bias = keras.ops.convert_to_numpy(k_layer.bias)
     spec = get_preset("seed-keras")
-    x, _ = xor_data()
-    injected = [cls(spec, init_params(spec)).forward(x) for cls in (TorchMLP, KerasMLP)]
+    injected = [cls(spec, init_params(spec)).params()[0][1] for cls in (TorchMLP, KerasMLP)]  # first layer's bias
     return Row("Default initialisation", "torch Linear: kaiming_uniform(a=√5) weights and a uniform bias; Keras Dense: "
                "glorot_uniform and zero bias. Max |Δ bias| of fresh 2→5 layers",
                float(np.max(np.abs(t_bias - k_bias))), "inject the canonical weights from `xor_rosetta.params`",
@@ -131,7 +132,8 @@ def torch_bce_grad_epsilon() -> Row:
 
 
 def keras_clipped_bce() -> Row:
-    from xor_rosetta.implementations.keras_mlp import keras, tf
+    from xor_rosetta.implementations.keras_mlp import keras
+    import tensorflow as tf
     z = tf.constant([[20.0]], dtype=tf.float64)
     y = tf.ones((1, 1), dtype=tf.float64)
     plain = float(keras.losses.binary_crossentropy(y, tf.sigmoid(z))[0])  # bare probabilities: clipped to 1 - 1e-7
@@ -144,7 +146,8 @@ def keras_clipped_bce() -> Row:
 
 
 def keras_float32_hyperparameters() -> Row:
-    from xor_rosetta.implementations.keras_mlp import KerasMLP, floatx, keras
+    from xor_rosetta.implementations._keras_recording import floatx
+    from xor_rosetta.implementations.keras_mlp import KerasMLP, keras
     spec = get_preset("seed-keras").replace(steps=1)
     x, y = xor_data()
     ref = _reference(spec, KerasMLP.conventions, [1])[1].checkpoints[1]
@@ -175,7 +178,8 @@ def float32_drift() -> Row:
 
 
 def tf_float32_tanh() -> Row:
-    from xor_rosetta.implementations.keras_mlp import tf
+    from xor_rosetta.implementations import keras_mlp  # noqa: F401 - quiets TensorFlow before its import
+    import tensorflow as tf
     z = np.linspace(-4, 4, 20_001).astype(np.float32)
     exact = np.tanh(z.astype(np.float64))
     tf_err = float(np.max(np.abs(tf.tanh(z).numpy() - exact)))
@@ -186,8 +190,180 @@ def tf_float32_tanh() -> Row:
                "float64 (TF's float64 tanh is exact to rounding)", tf64)
 
 
+# --------------------------------------------------------------------------- JAX, and Keras on the JAX and torch backends
+
+def _gradient_stream(dtype: str, steps: int = 1_000, size: int = 16):
+    """Initial weights (size,) and `steps` gradients (steps, size) spanning six decades, the same for every optimizer."""
+    rng = np.random.default_rng(0)
+    return rng.uniform(-1, 1, size).astype(dtype), (rng.normal(size=(steps, size)) * np.logspace(-6, 0, size)).astype(dtype)
+
+
+def _reference_on_stream(opt, conv: Conventions, w0, grads) -> np.ndarray:
+    from ..reference import Optimizer
+    w = w0.copy()
+    o = Optimizer(opt, conv, [w])
+    for g in grads:
+        o.step([w], [g])
+    return w
+
+
+ADAM_STREAM = dict(lr=0.05, beta1=0.8, beta2=0.99, epsilon=1e-8)  # large enough steps that rounding shows
+
+
+def optax_adam() -> Row:
+    from xor_rosetta.implementations import jax_mlp  # noqa: F401 - switches jax's float64 on first
+    import jax.numpy as jnp
+    import optax
+    from xor_rosetta.implementations.numpy_mlp import Adam
+    from ..spec import Optimizer
+    w0, grads = _gradient_stream("float64")
+    o = Optimizer("adam", **ADAM_STREAM)
+    tx = optax.adam(o.lr, b1=o.beta1, b2=o.beta2, eps=o.epsilon)
+    w = jnp.asarray(w0)
+    state = tx.init(w)
+    for g in grads:  # eagerly, one optax call a step
+        updates, state = tx.update(jnp.asarray(g), state, w)
+        w = optax.apply_updates(w, updates)
+    w = np.asarray(w)
+    textbook, t = [w0.copy()], Adam([w0], o.lr, o.beta1, o.beta2, o.epsilon)
+    for g in grads:
+        t.step(textbook, [g])
+    return Row("optax Adam", "optax's Adam is Kingma & Ba's textbook form, but its bias correction m/(1−β1ᵗ) is a "
+               "jitted division by a scalar, which XLA compiles as a multiplication by the reciprocal: 1 ulp off "
+               "the division in about a quarter of the steps. Max |Δ params|, textbook division (the NumPy "
+               "implementation) vs optax, 1,000 Adam steps on one stream of gradients, float64",
+               float(np.max(np.abs(textbook[0] - w))),
+               "reference in optax's own form (`Conventions.adam = \"optax\"`)",
+               float(np.max(np.abs(_reference_on_stream(o, Conventions(adam="optax"), w0, grads) - w))))
+
+
+def keras_adam_on_stream(dtype: str) -> np.ndarray:
+    """Keras' Adam on this process's backend, on `_gradient_stream` (a task run in a keras-torch worker)."""
+    import keras
+    from xor_rosetta.implementations._keras_recording import floatx
+    w0, grads = _gradient_stream(dtype)
+    with floatx(dtype):
+        var, f = keras.Variable(w0, dtype=dtype), np.float64
+        a = ADAM_STREAM
+        opt = keras.optimizers.Adam(a["lr"], beta_1=f(a["beta1"]), beta_2=f(a["beta2"]), epsilon=a["epsilon"])
+        opt.build([var])
+    for g in grads:
+        opt.apply([keras.ops.convert_to_tensor(g, dtype=dtype)], [var])
+    return np.asarray(keras.ops.convert_to_numpy(var.value), dtype=np.float64)
+
+
+def _in_worker(name: str, fn, *args, fresh: bool = False):
+    """fn(*args) in a worker process of implementation `name`'s group (`fresh`: a new process, used once)."""
+    from .. import registry
+    from . import workers
+    entry = registry.get_entry(name)
+    if not fresh:
+        return workers.session().get(entry.process_key, entry.env).call(fn, *args)
+    with workers.Pool(1) as pool:
+        pool.submit(0, entry.process_key, fn, *args, env=entry.env)
+        out = [o for o in pool.results() if not o.note][0]
+    if out.error:
+        raise RuntimeError(f"{name}: {out.error}")
+    return out.value
+
+
+def keras_torch_adam() -> Row:
+    from ..spec import Optimizer
+    o = Optimizer("adam", **ADAM_STREAM)
+    w0, grads = _gradient_stream("float32")
+    got = _in_worker("keras-torch", keras_adam_on_stream, "float32")
+    gap = {form: float(np.max(np.abs(_reference_on_stream(o, Conventions(adam=form), w0, grads) - got)))
+           for form in ("keras", "keras-torch")}
+    return Row("Keras Adam on torch", "Keras on the torch backend replaces its Adam update with torch foreach ops, "
+               "which round the moments as m·β1 + (1−β1)·g instead of m + (g − m)·(1−β1). Max |Δ params|, Keras "
+               "on torch vs Keras' generic form, 1,000 Adam steps on one stream of gradients, float32 (in float64 "
+               "both forms are within 2.2e-15)", gap["keras"],
+               "reference in that form (`Conventions.adam = \"keras-torch\"`); what is left is torch's fused "
+               "multiply-add in add(alpha=) and its CPU sqrt, not modelled", gap["keras-torch"])
+
+
+BCE_Z = np.array([[-40.0], [-20.0], [-3.0], [0.5], [20.0], [40.0]])  # (6, 1) logits, saturated at both ends
+BCE_Y = np.array([[1.0], [1.0], [0.0], [1.0], [0.0], [0.0]])  # (6, 1): the saturated ones are confidently wrong
+
+
+def keras_bce_probe(dtype: str) -> tuple[float, np.ndarray]:
+    """Keras BinaryCrossentropy on a Keras sigmoid, on this process's backend: (loss, d loss / d z) at BCE_Z."""
+    import keras
+    backend = keras.backend.backend()
+    loss_fn = keras.losses.BinaryCrossentropy(dtype=dtype)
+    z, y = BCE_Z.astype(dtype), BCE_Y.astype(dtype)
+    if backend == "jax":
+        import jax
+        loss, dz = jax.value_and_grad(lambda t: loss_fn(y, keras.activations.sigmoid(t)))(z)
+    elif backend == "torch":
+        import torch
+        t = torch.tensor(z, requires_grad=True)
+        loss = loss_fn(torch.tensor(y), keras.activations.sigmoid(t))
+        loss.backward()
+        loss, dz = loss.detach(), t.grad
+    else:
+        import tensorflow as tf
+
+        @tf.function  # graph mode, as in fit()
+        def value_and_grad(t):
+            with tf.GradientTape() as tape:
+                tape.watch(t)
+                value = loss_fn(y, keras.activations.sigmoid(t))
+            return value, tape.gradient(value, t)
+
+        loss, dz = value_and_grad(tf.constant(z))
+    return float(np.asarray(loss)), np.asarray(dz, dtype=np.float64)
+
+
+def keras_bce_backends() -> Row:
+    from xor_rosetta.implementations import keras_mlp  # noqa: F401 - TensorFlow's settings before its import
+    from ..reference import BCE
+    z, y = BCE_Z.astype("float32"), BCE_Y.astype("float32")
+    a = (1 / (1 + np.exp(-z.astype(np.float64)))).astype(np.float32)
+    tf_loss, _ = keras_bce_probe("float32")  # TensorFlow (this process): from the logits
+    differs, left = [], []
+    for name, form in (("keras-jax", "keras-jax"), ("keras-torch", "keras-torch")):
+        loss, dz = _in_worker(name, keras_bce_probe, "float32")
+        differs.append(abs(loss - tf_loss))
+        want_loss, want_dz = BCE[form](z, a, y, y.size)
+        left += [abs(loss - want_loss) / abs(want_loss), float(np.max(np.abs(dz - want_dz)) / np.max(np.abs(want_dz)))]
+    return Row("Keras BCE by backend", "The same `BinaryCrossentropy` on the same Keras sigmoid: TensorFlow reads the "
+               "logits behind it; JAX cannot (its arrays take no attribute) and clips p to [1e-7, 1 − 1e-7], with a "
+               "zero gradient outside; torch clips, then calls `F.binary_cross_entropy`. |Δ loss| vs TensorFlow, "
+               "mean over logits ±40, ±20, −3, 0.5 (four confidently wrong), float32",
+               max(differs), "reference in each backend's form (`Conventions.bce = \"keras-jax\"`, "
+               "`\"keras-torch\"`); left: largest relative |Δ| of loss or gradient", max(left))
+
+
+def keras_forward(name: str, patch: bool) -> float:
+    """Max |Δ output| of `name` (float64) vs the float64 reference at seed-numpy's initial weights; with `patch`,
+    after the unsupported one-line change that stops Keras mapping float64 to float32 (a task for a worker)."""
+    if patch:
+        from keras.src.backend.common import dtypes  # private, unsupported: shown only as what removes it
+        dtypes.BIT64_TO_BIT32_DTYPE.pop("float64", None)
+    from .. import registry
+    from ..reference import Reference
+    cls = registry.load(name)
+    spec = get_preset("seed-numpy")
+    x, _ = xor_data()
+    return float(np.max(np.abs(cls(spec, init_params(spec)).forward(x) - Reference(spec, init_params(spec)).forward(x))))
+
+
+def keras_float32_inside() -> Row:
+    before = max(_in_worker(n, keras_forward, n, False) for n in ("keras-jax", "keras-torch"))
+    after = max(_in_worker(n, keras_forward, n, True, fresh=True) for n in ("keras-jax", "keras-torch"))
+    return Row("Keras float64 on JAX and torch", "Keras ≥ 3.12 maps every float64 result to float32 on every "
+               "backend but TensorFlow (`keras.backend.result_type`, through `BIT64_TO_BIT32_DTYPE`): on JAX tanh and "
+               "every loss, on torch every Dense matmul and every loss run in float32 inside a float64 run, with "
+               "float64 variables. Max |Δ output| vs the float64 reference, seed-numpy's initial weights, either "
+               "backend", before, "none supported: `compare` reports them DISAGREES in float64 (README, \"Keras on "
+               "three backends\"). Shown as \"left\", in a process of its own: the unsupported private patch "
+               "`keras.src.backend.common.dtypes.BIT64_TO_BIT32_DTYPE.pop(\"float64\")`", after)
+
+
 ROWS = [weight_layout, default_init, adam_epsilon, momentum_form, bce_saturation, torch_bce_grad_epsilon,
-        keras_clipped_bce, keras_float32_hyperparameters, float32_drift, tf_float32_tanh]
+        keras_clipped_bce, keras_float32_hyperparameters, float32_drift, tf_float32_tanh, optax_adam, keras_torch_adam,
+        keras_bce_backends, keras_float32_inside]
 
 
 def table() -> str:
@@ -199,5 +375,61 @@ def table() -> str:
     return "\n".join(lines)
 
 
+AGREEMENT_STEPS = (1, 10, 100, 10_000)  # seed-numpy checkpoints whose params are compared
+
+
+def agreement_row(name: str, dtype: str) -> dict:
+    """One implementation against the reference in its own conventions, from identical canonical weights: worst
+    forward and gradient differences over both presets' initial weights, params over seed-numpy's checkpoints
+    (a task for the implementation's worker)."""
+    from .. import registry
+    from ..compare import max_abs_diff, max_rel_diff
+    from ..reference import Reference
+    cls = registry.load(name)
+    x, y = xor_data(dtype)
+    fwd = grad = 0.0
+    for preset in ("seed-numpy", "seed-keras"):
+        spec = get_preset(preset).replace(dtype=dtype)
+        model, ref = cls(spec, init_params(spec)), Reference(spec, init_params(spec), cls.conventions)
+        fwd = max(fwd, float(np.max(np.abs(model.forward(x) - ref.forward(x)))))
+        grad = max(grad, max_rel_diff(model.gradients(x, y), ref.gradients(x, y)))
+    spec = get_preset("seed-numpy").replace(dtype=dtype)
+    got = cls(spec, init_params(spec)).train(x, y, checkpoints=AGREEMENT_STEPS)
+    want = Reference(spec, init_params(spec), cls.conventions).train(x, y, checkpoints=AGREEMENT_STEPS)
+    params = max(max_abs_diff(got.checkpoints[k], want.checkpoints[k]) for k in AGREEMENT_STEPS)
+    return {"forward": fwd, "gradient": grad, "params": params,
+            "known_difference": getattr(cls, "known_differences", {}).get(dtype)}
+
+
+def agreement(names=None) -> str:
+    """The README's "Measured agreement" table: every available implementation, each in a worker of its group."""
+    from .. import registry
+    from .runner import submit, unavailable
+    from .workers import Pool
+    names = [n for n in (names or registry.REGISTRY) if unavailable(n) is None]
+    keys = [(n, dt) for dt in ("float64", "float32") for n in names]
+    with Pool(2) as pool:
+        for n, dt in keys:
+            submit(pool, (n, dt), n, agreement_row, n, dt)
+        rows = {o.key: o.value if o.error is None else o.error for o in pool.results() if not o.note}
+    lines = ["| implementation | dtype | forward max \\|Δ\\| | gradients max \\|Δ\\| / max \\|g\\| | params, 10,000 steps |",
+             "|---|---|---:|---:|---:|"]
+    for n, dt in keys:
+        r = rows[(n, dt)]
+        if isinstance(r, str):
+            lines.append(f"| {n} | {dt} | {r} | | |")
+            continue
+        mark = " (float32 inside: known difference)" if r["known_difference"] else ""
+        lines.append(f"| {n} | {dt}{mark} | {r['forward']:.1e} | {r['gradient']:.1e} | {r['params']:.1e} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    print(table())
+    import sys
+
+    from xor_rosetta.app import differences  # by its name, not __main__: workers import the tasks from it
+    from xor_rosetta.app.workers import close_session
+    try:
+        print(differences.agreement() if sys.argv[1:] == ["agreement"] else differences.table())
+    finally:
+        close_session()

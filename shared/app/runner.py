@@ -21,7 +21,7 @@ from ..interface import Conventions, History
 from ..params import Params, check_params
 from ..reference import Reference, rounding_floor
 from ..spec import Spec
-from ..tolerance import AGREES
+from ..tolerance import AGREES, DISAGREES
 
 DEFAULT_THRESHOLD = {"mse": 1e-6, "bce": 0.05}  # loss under which a run counts as converged
 GRID = 101  # the decision-boundary picture samples the unit square on a GRID x GRID lattice
@@ -53,6 +53,7 @@ class ImplRun:
     outputs: np.ndarray | None = None  # (4, 1) after training
     grid_outputs: np.ndarray | None = None  # (GRID*GRID,) after training, for the decision-boundary plot
     diverged: bool = False  # `error` was raised on NaN or infinite values (torch's BCELoss does): divergence
+    known_difference: str | None = None  # the implementation's declared cause of disagreeing in this dtype
 
 
 def train_impl(name: str, spec: Spec, params: Params, checkpoints: list[int], impl_spec: Spec | None = None,
@@ -68,6 +69,7 @@ def train_impl(name: str, spec: Spec, params: Params, checkpoints: list[int], im
         run.error = str(e)
         return run
     run.conventions = getattr(cls, "conventions", Conventions()).to_dict()  # a duck-typed plug-in may not say
+    run.known_difference = getattr(cls, "known_differences", {}).get(spec.dtype)
     note({"conventions": run.conventions})  # in a worker: the parent starts on this reference run meanwhile
     x, y = xor_data(spec.dtype)
     model = None
@@ -147,7 +149,10 @@ class RunResult:
     @property
     def first_disagreement(self) -> str | None:
         j = self.judgement
-        return None if j is None or j.status == AGREES else j.explanation
+        if j is None or j.status == AGREES:
+            return None
+        known = self.run.known_difference if self.run is not None and j.status == DISAGREES else None
+        return j.explanation if not known else f"{j.explanation}; known difference: {known}"
 
     def converged(self, threshold: float) -> bool:
         return self.agrees and self.final_loss < threshold and self.accuracy == 1.0

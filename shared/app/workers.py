@@ -683,7 +683,7 @@ def needs_own_process(entry, environ=os.environ) -> bool:
 def _describe(name: str) -> dict:
     cls = _registry().load(name)
     return {"name": getattr(cls, "name", name), "framework": getattr(cls, "framework", ""),
-            "conventions": cls.conventions.to_dict()}
+            "conventions": cls.conventions.to_dict(), "known_differences": dict(getattr(cls, "known_differences", {}))}
 
 
 def _build(name: str, spec, params):
@@ -761,7 +761,7 @@ def remote_class(name: str, workers: Workers | None = None) -> type[RemoteMLP]:
     info = (workers or session()).get(entry.process_key, entry.env).call(_describe, name)
     return type(f"Remote[{name}]", (RemoteMLP,), {
         "entry_name": name, "name": info["name"], "framework": info["framework"], "workers": workers,
-        "conventions": Conventions(**info["conventions"])})
+        "conventions": Conventions(**info["conventions"]), "known_differences": info["known_differences"]})
 
 
 # --------------------------------------------------------------------------------------------- the worker side
