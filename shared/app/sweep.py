@@ -1,43 +1,240 @@
-"""How often a preset converges over init seeds: `python -m xor_rosetta.app.sweep seed-keras --seeds 100`.
+"""A convergence study: every implementation trained from each of many initial-weight sets, each run judged.
 
-Uses the NumPy reference in the Keras conventions (what the seed listing ran), float64.
+The unit of work is a `Task`: some seeds, for the implementations of one worker group (`Entry.process`: torch and
+torch-compiled share a worker, and a reference run) under one or more variants of the initial weights and Adam
+epsilon. A task runs in a worker of its group (`run_task`, on the local pool or a Dask cluster) and yields plain
+records, one per (seed, variant, implementation), which the engine (`xor_rosetta.app.sweep_engine`) streams to a
+JSON-lines file as they come.
+
+Each record holds what the run did (final loss, accuracy, steps to the threshold, the step where it diverged, if
+it did), whether it converged (the project's definition: final loss < threshold and 4/4 correct; see
+`xor_rosetta.app.runner`), and its end-of-run agreement with the NumPy reference in the implementation's own
+conventions, judged by the tolerance policy (`xor_rosetta.app.runner.judge_run`).
+
+Variants (`--native-defaults`; `xor_rosetta.app.native`): "canonical" (the spec's init and epsilon), "native"
+(the framework's own init and epsilon), and one switched at a time, "native-init" and "native-eps", so that a
+change in the convergence rate can be put down to the init or to epsilon. With SGD there is no epsilon: only
+"canonical" and "native-init".
+
+Batched paths (`BATCHED`) train many seeds at once with one computation; they are not registry implementations
+but extra rows of the study, to be compared seed by seed with the one-at-a-time runs.
 """
 from __future__ import annotations
 
-import argparse
+import math
+import time
+from dataclasses import dataclass, replace
 
-from ..compare import accuracy
-from ..data import xor_data
-from ..interface import Conventions
-from ..presets import get_preset
-from ..spec import Init
+import numpy as np
 
-KERAS = Conventions(adam="keras", momentum="keras", bce="logits")
+from ..spec import Spec
+
+CANONICAL, NATIVE, NATIVE_INIT, NATIVE_EPS = "canonical", "native", "native-init", "native-eps"
+VARIANTS = {  # name: (framework's own init?, framework's own epsilon?)
+    CANONICAL: (False, False), NATIVE_INIT: (True, False), NATIVE_EPS: (False, True), NATIVE: (True, True)}
+BATCHED = {  # name: (worker group of the framework it needs, what it is)
+    "numpy-batched": ("numpy", "NumPy, K networks per computation (xor_rosetta.app.vectorised), numpy's conventions"),
+}
+BATCH_CHUNK = 2048  # networks per batched task: the arrays of a 2-5-1 batch stay in a core's cache
 
 
-def converged_seeds(preset: str, seeds: range) -> list[int]:
-    """Seeds whose trained network classifies all four XOR points correctly."""
+def variants_for(spec: Spec, native_defaults: bool) -> tuple[str, ...]:
+    if not native_defaults:
+        return (CANONICAL,)
+    if spec.optimizer.name != "adam":  # epsilon is Adam's only
+        return (CANONICAL, NATIVE_INIT)
+    return (CANONICAL, NATIVE_INIT, NATIVE_EPS, NATIVE)
+
+
+def parse_seeds(text: str) -> range:
+    """'N' -> 0..N-1; 'A:B' -> A..B-1."""
+    from ..errors import XorRosettaError
+    try:
+        if ":" in text:
+            a, b = (int(t) for t in text.split(":"))
+        else:
+            a, b = 0, int(text)
+    except ValueError:
+        raise XorRosettaError(f"--seeds takes N or A:B (integers), got {text!r}") from None
+    if a < 0 or b <= a:
+        raise XorRosettaError(f"--seeds {text!r} names no seeds: need 0 <= A < B")
+    return range(a, b)
+
+
+def key(record: dict) -> tuple:
+    return record["seed"], record["variant"], record["impl"]
+
+
+@dataclass(frozen=True)
+class Task:
+    group: str  # worker group (registry Entry.process_key, or the batched path's framework)
+    env: tuple  # that group's environment
+    impls: tuple[str, ...]
+    seeds: tuple[int, ...]
+    variants: tuple[str, ...]
+    batched: bool = False
+    skip: frozenset = frozenset()  # (seed, variant, impl) done already
+
+    def keys(self) -> list[tuple]:
+        """Every run of the task, in the order the worker runs them."""
+        return [(s, v, n) for s in self.seeds for v in self.variants for n in self.impls if (s, v, n) not in self.skip]
+
+
+def plan_tasks(impls, seeds, variants, jobs: int, done: set = frozenset()) -> list[Task]:
+    """Tasks for every (seed, variant, implementation) not yet `done`, grouped by worker group; chunks sized so
+    that every worker gets several, largest groups first."""
+    from .. import registry
+    groups: dict[str, list[str]] = {}
+    envs, batched = {}, {}
+    for n in impls:
+        if n in BATCHED:
+            g = BATCHED[n][0]
+            batched.setdefault(g, []).append(n)
+            envs.setdefault(g, ())
+            continue
+        entry = registry.get_entry(n)
+        groups.setdefault(entry.process_key, []).append(n)
+        envs[entry.process_key] = entry.env
+    tasks = []
+    for table, is_batched in ((groups, False), (batched, True)):
+        for g, names in table.items():
+            todo = [s for s in seeds if any((s, v, n) not in done for v in variants for n in names)]
+            if not todo:
+                continue
+            if is_batched:
+                size = min(BATCH_CHUNK, math.ceil(len(todo) / jobs))
+            else:
+                size = max(1, min(50, math.ceil(len(todo) / (4 * jobs))))
+            for i in range(0, len(todo), size):
+                chunk = tuple(todo[i:i + size])
+                skip = frozenset(k for k in ((s, v, n) for s in chunk for v in variants for n in names) if k in done)
+                tasks.append(Task(g, envs[g], tuple(names), chunk, tuple(variants), is_batched, skip))
+    return tasks
+
+
+# ----------------------------------------------------------------------------------------- in a worker process
+
+def run_task(task: Task, spec_dict: dict, threshold: float) -> list[dict]:
+    """Run a task; returns its messages (also sent one by one with `workers.note` when in a pool worker):
+    {"kind": "run", ...} per (seed, variant, implementation), {"kind": "init", ...} per native draw."""
+    spec = Spec.from_dict(spec_dict)
+    fn = _run_batched if task.batched else _run_one_at_a_time
+    return list(fn(task, spec, threshold))
+
+
+def _emit(msg: dict) -> dict:
+    from . import workers
+    workers.note(msg)
+    return msg
+
+
+def _seeded(spec: Spec, seed: int) -> Spec:
+    return spec.replace(init=replace(spec.init, seed=seed))
+
+
+def _run_one_at_a_time(task: Task, spec: Spec, threshold: float):
+    from .. import registry
     from ..params import init_params
-    from ..reference import Reference
-    base, (x, y) = get_preset(preset), xor_data()
-    good = []
-    for seed in seeds:
-        spec = base.replace(init=Init(base.init.scheme, seed=seed))
-        model = Reference(spec, init_params(spec), KERAS)
-        model.train(x, y)
-        if accuracy(model.forward(x), y) == 1.0:
-            good.append(seed)
-    return good
+    from . import native
+    from .runner import References, checkpoints_for, judge_run, train_impl
+    classes, missing = {}, {}
+    for n in task.impls:
+        try:
+            classes[n] = registry.load(n)
+        except registry.UnavailableError as e:
+            missing[n] = str(e)
+    families = {n: native.family(c) for n, c in classes.items()}
+    ks = checkpoints_for(spec.steps)
+    for seed in task.seeds:
+        canonical = _seeded(spec, seed)
+        drawn = {}  # family -> native initial weights, drawn once per seed for every implementation of the family
+        for variant in task.variants:
+            own_init, own_eps = VARIANTS[variant]
+            refs = {}  # (epsilon, init) -> References: one reference run per conventions, shared
+            for n in task.impls:
+                if (seed, variant, n) in task.skip:
+                    continue
+                rec = {"kind": "run", "seed": seed, "variant": variant, "impl": n}
+                fam = families.get(n)
+                if n in missing:
+                    yield _emit({**rec, **_failed(missing[n])})
+                    continue
+                if variant != CANONICAL and fam is None:
+                    yield _emit({**rec, **_failed(None), "skipped": "no framework defaults of its own"})
+                    continue
+                run_spec, init = canonical, f"{spec.init.scheme} seed {seed}"
+                if own_eps:
+                    run_spec = canonical.replace(optimizer=replace(spec.optimizer, epsilon=native.EPSILON[fam]))
+                if own_init:
+                    if fam not in drawn:
+                        drawn[fam] = native.draw(fam, spec, seed)
+                        yield _emit({"kind": "init", "group": task.group, "family": fam, "seed": seed,
+                                     "params": [[W.tolist(), b.tolist()] for W, b in drawn[fam]]})
+                    params, init = drawn[fam], f"{fam} default seed {seed}"
+                else:
+                    params = init_params(canonical)
+                ref_key = (run_spec.optimizer.epsilon, fam if own_init else None)
+                if ref_key not in refs:
+                    refs[ref_key] = References(run_spec, params, ks)
+                start = time.perf_counter()
+                run = train_impl(n, run_spec, params, ks, grid=False)
+                seconds = time.perf_counter() - start
+                res = judge_run(run, refs[ref_key], threshold)
+                yield _emit({**rec, **_summary(res, threshold), "epsilon": run_spec.optimizer.epsilon
+                             if spec.optimizer.name == "adam" else None, "init": init, "seconds": round(seconds, 4)})
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m xor_rosetta.app.sweep", description=__doc__.splitlines()[0])
-    p.add_argument("preset", help="preset name, e.g. seed-keras")
-    p.add_argument("--seeds", type=int, default=100, help="try init seeds 0..N-1 (default 100)")
-    a = p.parse_args(argv)
-    good = converged_seeds(a.preset, range(a.seeds))
-    print(f"{a.preset}: {len(good)}/{a.seeds} init seeds reach 4/4 correct; first ones: {good[:10]}")
+def _failed(error: str | None) -> dict:
+    return {"final_loss": None, "accuracy": None, "steps_to_threshold": None, "diverged_at": None,
+            "converged": None, "agreement": None, "status": None, "explanation": None, "error": error}
 
 
-if __name__ == "__main__":
-    main()
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _summary(res, threshold: float) -> dict:
+    """The record of one judged run (xor_rosetta.app.runner.RunResult)."""
+    if res.error is not None:
+        return _failed(res.error)
+    j = res.judgement
+    converged = res.diverged_at is None and res.final_loss < threshold and res.accuracy == 1.0
+    return {"final_loss": _finite(res.final_loss), "accuracy": res.accuracy,
+            "steps_to_threshold": res.steps_to_threshold, "diverged_at": res.diverged_at, "converged": bool(converged),
+            "agreement": j.verdict, "status": j.status, "explanation": j.explanation, "error": None}
+
+
+def _run_batched(task: Task, spec: Spec, threshold: float):
+    from .. import registry
+    from ..data import xor_data
+    from ..params import init_params
+    from . import vectorised
+    conv = registry.load("numpy").conventions
+    _, y = xor_data(spec.dtype)
+    for n in task.impls:
+        for variant in task.variants:
+            if variant != CANONICAL:
+                for seed in task.seeds:
+                    yield _emit({"kind": "run", "seed": seed, "variant": variant, "impl": n, **_failed(None),
+                                 "skipped": "no framework defaults of its own"})
+                continue
+            start = time.perf_counter()
+            arrays = vectorised.stack([init_params(_seeded(spec, s)) for s in task.seeds], spec.dtype)
+            batch = vectorised.train(spec, conv, arrays, threshold)
+            seconds = (time.perf_counter() - start) / len(task.seeds)
+            acc = batch.accuracy(y)
+            for k, seed in enumerate(task.seeds):
+                nf, fb = int(batch.first_nonfinite[k]), int(batch.first_below[k])
+                final = float(batch.final_loss[k])
+                yield _emit({
+                    "kind": "run", "seed": seed, "variant": variant, "impl": n, "final_loss": _finite(final),
+                    "accuracy": float(acc[k]), "steps_to_threshold": fb + 1 if fb >= 0 else None,
+                    "diverged_at": nf if nf >= 0 else None,
+                    "converged": bool(nf < 0 and final < threshold and acc[k] == 1.0),
+                    "agreement": None, "status": None, "explanation": None, "error": None,
+                    "epsilon": spec.optimizer.epsilon if spec.optimizer.name == "adam" else None,
+                    "init": f"{spec.init.scheme} seed {seed}", "seconds": round(seconds, 6)})
+
+
+def params_from_message(msg: dict):
+    return [(np.array(W, dtype=np.float64), np.array(b, dtype=np.float64)) for W, b in msg["params"]]
