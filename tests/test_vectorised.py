@@ -104,3 +104,52 @@ def test_stack_and_unstack_are_inverse():
     for k, p in enumerate(params):
         for (W, b), (W2, b2) in zip(p, V.unstack(arrays, k)):
             assert np.array_equal(W, W2) and np.array_equal(b, b2)
+
+
+FRAMEWORK_PATHS = {"torch": ("xor_rosetta.app.vectorised_torch", "torch"),
+                   "jax": ("xor_rosetta.app.vectorised_jax", "optax")}
+FRAMEWORK_CASES = {"seed-keras": get_preset("seed-keras").replace(steps=120), "momentum-minibatch": MOMENTUM.replace(steps=120)}
+
+
+def check_framework_path(path: str, case: str) -> list[str]:
+    """Each network of the path's batch against its own one-at-a-time reference run in the path's conventions;
+    returns what differs (empty: nothing)."""
+    import importlib
+    module = importlib.import_module(FRAMEWORK_PATHS[path][0])
+    spec, conv = FRAMEWORK_CASES[case], module.CONVENTIONS
+    x, y = xor_data(spec.dtype)
+    threshold, ks = DEFAULT_THRESHOLD[spec.loss], checkpoints_for(spec.steps, 5)
+    params = [init_params(spec.replace(init=replace(spec.init, seed=s))) for s in range(4)]
+    arrays = V.stack(params, spec.dtype)
+    batch = module.train(spec, conv, arrays, threshold, checkpoints=ks, keep_loss=True)
+    grads = module.gradients(spec, conv, arrays)
+    wrong = []
+    for k, p in enumerate(params):
+        ref = Reference(spec, p, conv)
+        g1 = ref.gradients(x, y)
+        h1 = ref.train(x, y, checkpoints=ks)
+        j = judge(spec.dtype, ks, V.unstack(grads, k), g1, batch.loss[k], h1.loss,
+                  {q: V.unstack(batch.checkpoints[q], k) for q in ks}, h1.checkpoints,
+                  floor=lambda: rounding_floor(spec, p, conv, h1, ks, x, y))
+        if j.status == DISAGREES:
+            wrong.append(f"seed {k}: {j.explanation}")
+        below = np.flatnonzero(h1.loss < threshold)
+        one = (int(below[0]) if below.size else -1, bool(ref.loss(x, y) < threshold and accuracy(ref.forward(x), y) == 1.0))
+        many = (int(batch.first_below[k]), bool(batch.final_loss[k] < threshold and batch.accuracy(y)[k] == 1.0))
+        if one != many:
+            wrong.append(f"seed {k}: (first below, converged) batched {many}, one at a time {one}")
+    return wrong
+
+
+@pytest.mark.parametrize("path,case", [("torch", "seed-keras"), ("torch", "momentum-minibatch"), ("jax", "seed-keras")])
+def test_framework_batched_path_agrees_with_one_at_a_time_reference(path, case):
+    """torch.func.vmap and jax.vmap paths: each network agrees with its own one-at-a-time reference run in the
+    path's conventions (the judgement the sweep makes against the batched reference), with the same verdicts. JAX
+    runs in a worker of its own: the path switches on jax_enable_x64, which is process-wide."""
+    pytest.importorskip(FRAMEWORK_PATHS[path][1])
+    if path == "torch":
+        assert check_framework_path(path, case) == []
+        return
+    from xor_rosetta.app import sweep, workers
+    group, env = sweep.batched_group("jax-vmap")
+    assert workers.session().get(group, env).call(check_framework_path, path, case) == []

@@ -27,14 +27,24 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..data import xor_data
 from ..spec import Spec
 
 CANONICAL, NATIVE, NATIVE_INIT, NATIVE_EPS = "canonical", "native", "native-init", "native-eps"
 VARIANTS = {  # name: (framework's own init?, framework's own epsilon?)
     CANONICAL: (False, False), NATIVE_INIT: (True, False), NATIVE_EPS: (False, True), NATIVE: (True, True)}
-BATCHED = {  # name: (worker group of the framework it needs, what it is)
-    "numpy-batched": ("numpy", "NumPy, K networks per computation (xor_rosetta.app.vectorised), numpy's conventions"),
+BATCHED = {  # name: (module, registry entry whose worker group it joins, what it is)
+    "numpy-batched": ("vectorised", "numpy", "NumPy: K networks per operation, numpy's conventions"),
+    "torch-vmap": ("vectorised_torch", "torch", "torch.func.vmap of one network's gradient, torch.optim on the stack"),
+    "jax-vmap": ("vectorised_jax", "jax", "jax.vmap of one network's gradient, optax, the loop in one jitted scan"),
 }
+
+
+def batched_group(name: str) -> tuple[str, tuple]:
+    """The worker group (and its environment) of a batched path: its framework's registry entry's, if registered."""
+    from .. import registry
+    entry = registry.REGISTRY.get(BATCHED[name][1])
+    return (entry.process_key, entry.env) if entry else (BATCHED[name][1], ())
 BATCH_CHUNK = 2048  # networks per batched task: the arrays of a 2-5-1 batch stay in a core's cache
 
 
@@ -88,9 +98,8 @@ def plan_tasks(impls, seeds, variants, jobs: int, done: set = frozenset()) -> li
     envs, batched = {}, {}
     for n in impls:
         if n in BATCHED:
-            g = BATCHED[n][0]
+            g, envs[g] = batched_group(n)
             batched.setdefault(g, []).append(n)
-            envs.setdefault(g, ())
             continue
         entry = registry.get_entry(n)
         groups.setdefault(entry.process_key, []).append(n)
@@ -205,35 +214,88 @@ def _summary(res, threshold: float) -> dict:
 
 
 def _run_batched(task: Task, spec: Spec, threshold: float):
+    """Each batched path trains the task's seeds in one computation per variant; torch-vmap and jax-vmap are then
+    judged network by network against the batched NumPy reference in their conventions (end of run: the params at
+    each checkpoint and the gradients at the initial weights), with the rounding floor measured one at a time, by the
+    reference, when a difference is over its tolerance. numpy-batched is the batched reference itself: not judged."""
+    import importlib
     from .. import registry
-    from ..data import xor_data
     from ..params import init_params
-    from . import vectorised
-    conv = registry.load("numpy").conventions
-    _, y = xor_data(spec.dtype)
+    from . import native, vectorised
+    from .runner import checkpoints_for
+    ks = checkpoints_for(spec.steps)
     for n in task.impls:
+        try:
+            module = importlib.import_module(f".{BATCHED[n][0]}", __package__)
+            conv = registry.load("numpy").conventions if n == "numpy-batched" else module.CONVENTIONS
+        except (ImportError, registry.UnavailableError) as e:
+            for seed in task.seeds:
+                for variant in task.variants:
+                    yield _emit({"kind": "run", "seed": seed, "variant": variant, "impl": n, **_failed(
+                        f"unavailable: {e}")})
+            continue
+        fam = {"vectorised_torch": "torch", "vectorised_jax": "flax"}.get(BATCHED[n][0])
         for variant in task.variants:
-            if variant != CANONICAL:
+            own_init, own_eps = VARIANTS[variant]
+            if variant != CANONICAL and fam is None:
                 for seed in task.seeds:
                     yield _emit({"kind": "run", "seed": seed, "variant": variant, "impl": n, **_failed(None),
                                  "skipped": "no framework defaults of its own"})
                 continue
+            run_spec = spec.replace(optimizer=replace(spec.optimizer, epsilon=native.EPSILON[fam])) if own_eps else spec
+            params = []
+            for seed in task.seeds:
+                if own_init:
+                    params.append(native.draw(fam, spec, seed))
+                    yield _emit({"kind": "init", "group": task.group, "family": fam, "seed": seed,
+                                 "params": [[W.tolist(), b.tolist()] for W, b in params[-1]]})
+                else:
+                    params.append(init_params(_seeded(spec, seed)))
             start = time.perf_counter()
-            arrays = vectorised.stack([init_params(_seeded(spec, s)) for s in task.seeds], spec.dtype)
-            batch = vectorised.train(spec, conv, arrays, threshold)
+            arrays = vectorised.stack(params, spec.dtype)
+            judged = n != "numpy-batched"
+            batch = module.train(run_spec, conv, arrays, threshold, checkpoints=ks if judged else ())
             seconds = (time.perf_counter() - start) / len(task.seeds)
+            verdicts = _judge_batch(run_spec, conv, module, arrays, batch, params, ks) if judged else None
+            _, y = xor_data(spec.dtype)
             acc = batch.accuracy(y)
             for k, seed in enumerate(task.seeds):
-                nf, fb = int(batch.first_nonfinite[k]), int(batch.first_below[k])
-                final = float(batch.final_loss[k])
+                nf, fb, final = int(batch.first_nonfinite[k]), int(batch.first_below[k]), float(batch.final_loss[k])
+                j = None if verdicts is None else verdicts[k]
                 yield _emit({
                     "kind": "run", "seed": seed, "variant": variant, "impl": n, "final_loss": _finite(final),
                     "accuracy": float(acc[k]), "steps_to_threshold": fb + 1 if fb >= 0 else None,
                     "diverged_at": nf if nf >= 0 else None,
                     "converged": bool(nf < 0 and final < threshold and acc[k] == 1.0),
-                    "agreement": None, "status": None, "explanation": None, "error": None,
-                    "epsilon": spec.optimizer.epsilon if spec.optimizer.name == "adam" else None,
-                    "init": f"{spec.init.scheme} seed {seed}", "seconds": round(seconds, 6)})
+                    "agreement": None if j is None else j.verdict, "status": None if j is None else j.status,
+                    "explanation": None if j is None else j.explanation, "error": None,
+                    "epsilon": run_spec.optimizer.epsilon if spec.optimizer.name == "adam" else None,
+                    "init": f"{fam} default seed {seed}" if own_init else f"{spec.init.scheme} seed {seed}",
+                    "seconds": round(seconds, 6)})
+
+
+def _judge_batch(spec: Spec, conv, module, arrays, batch, params, ks):
+    """Judgements of each network of `batch` against the batched NumPy reference (xor_rosetta.app.vectorised)."""
+    from ..compare import judge
+    from ..reference import Reference, rounding_floor
+    from . import vectorised
+    ref = vectorised.train(spec, conv, arrays, checkpoints=ks)
+    grads, ref_grads = module.gradients(spec, conv, arrays), vectorised.gradients(spec, conv, arrays)
+    x, y = xor_data(spec.dtype)
+    out = []
+    for k, p in enumerate(params):
+        stops = [int(a[k]) for a in (batch.first_nonfinite, ref.first_nonfinite) if a[k] >= 0]
+        stop = min(stops) if stops else spec.steps  # judge only what both ran before either stopped being finite
+        finite = [q for q in ks if q <= stop]
+
+        def floor(p=p, finite=finite):
+            with np.errstate(all="ignore"):
+                exact = Reference(spec, p, conv).train(x, y, checkpoints=finite)
+                return replace(rounding_floor(spec, p, conv, exact, finite, x, y), loss=np.empty(0))  # params only
+        out.append(judge(spec.dtype, finite, vectorised.unstack(grads, k), vectorised.unstack(ref_grads, k),
+                         np.empty(0), np.empty(0), {q: vectorised.unstack(batch.checkpoints[q], k) for q in finite},
+                         {q: vectorised.unstack(ref.checkpoints[q], k) for q in finite}, floor=floor))
+    return out
 
 
 def params_from_message(msg: dict):

@@ -15,7 +15,7 @@ from ..spec import Spec
 from ..tolerance import AGREES, DISAGREES, ILL, NOISE
 from .config import dump_toml
 from .files import atomic_write_json, atomic_write_text
-from .sweep import BATCHED, CANONICAL, NATIVE, NATIVE_EPS, NATIVE_INIT, VARIANTS
+from .sweep import BATCHED, CANONICAL, NATIVE, NATIVE_EPS, NATIVE_INIT, VARIANTS, batched_group
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 PLOTS = {"steps": "steps_histogram.png", "basin": "basin.png"}
@@ -49,7 +49,7 @@ def _rate(records: list[dict]) -> dict:
 
 
 def group_of(impl: str) -> str:
-    return BATCHED[impl][0] if impl in BATCHED else registry.get_entry(impl).process_key
+    return batched_group(impl)[0] if impl in BATCHED else registry.get_entry(impl).process_key
 
 
 def summarise(header: dict, records: list[dict], out: Path) -> dict:
@@ -121,9 +121,8 @@ def replay(header: dict, spec: Spec, out: Path, variant: str, seed: int, impls: 
     atomic_write_text(path, f"# replays seed {seed} of sweep {header['name']!r}, variant {variant}\n" + dump_toml(run))
     cmd = f"xor-rosetta compare --config {path}"
     if VARIANTS[variant][0]:  # the framework's own init, saved by the sweep
-        names = [n for n in impls if n not in BATCHED]
-        cmd += f" --init {out / 'inits' / group_of(names[0]) / f'seed-{seed}.npz'}" if names else ""
-    names = [n for n in impls if n not in BATCHED] or ["numpy"]  # a batched path replays as the numpy implementation
+        cmd += f" --init {out / 'inits' / group_of(impls[0]) / f'seed-{seed}.npz'}"
+    names = [BATCHED[n][1] if n in BATCHED else n for n in impls]  # a batched path replays as its framework's
     return cmd + f" --impls {','.join(dict.fromkeys(names))}"
 
 
@@ -175,9 +174,8 @@ def markdown(report: dict, plots: list[str]) -> str:
              "to threshold | agreement with the reference | s/run |",
              "|---|---|---:|---:|---:|---|---:|---:|---|---:|"]
     for r in report["rates"]:
-        agree = ", ".join(f"{k} {v}" for k, v in sorted(r["agreement"].items()))
-        if r["errors"]:
-            agree += f"; errors {r['errors']}"
+        agree = ", ".join([f"{k} {v}" for k, v in sorted(r["agreement"].items())] +
+                          ([f"errors {r['errors']}"] if r["errors"] else []))
         lines.append(f"| {r['variant']} | {r['impl']} | {r['runs']:,} | {r['converged']:,} | {_pct(r['rate'])} | "
                      f"{_ci(r['wilson95'])} | {r['diverged']:,} | {_g(r['median_steps'], '.0f')} | {agree} | "
                      f"{_g(r['seconds_per_run'], '.3g')} |")

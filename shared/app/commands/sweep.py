@@ -109,7 +109,7 @@ def run(a) -> int:
     R.write(out, report, records, basin)
     if a.json:
         print(json.dumps(report, indent=2))
-    elif not a.quiet or True:
+    else:
         for r in report["rates"]:
             print(f"{r['variant']:>11} {r['impl']:>15}: {r['converged']:>6,}/{r['runs']:<6,} converged "
                   f"{R._pct(r['rate']):>6} {R._ci(r['wilson95'])}")
