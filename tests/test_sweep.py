@@ -4,7 +4,6 @@ each framework's own initial weights."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -190,7 +189,8 @@ def test_native_defaults_draw_each_frameworks_own_weights(tmp_path):
             assert np.all(np.abs(W) <= bound) and np.all(np.abs(b) <= bound) and np.all(b != 0)
         canonical = init_params(spec.replace(init=replace(spec.init, seed=seed)))
         assert not np.allclose(torch_w[0][0], canonical[0][0])
-        for variant, eps, init in (("canonical", 1e-7, "glorot-uniform seed"), ("native-init", 1e-7, "torch default seed"),
+        for variant, eps, init in (("canonical", 1e-7, "glorot-uniform seed"),
+                                   ("native-init", 1e-7, "torch default seed"),
                                    ("native-eps", 1e-8, "glorot-uniform seed"), ("native", 1e-8, "torch default seed")):
             r = recs[(seed, variant, "torch")]
             assert (r["epsilon"], r["init"]) == (eps, f"{init} {seed}") and r["agreement"] == "agrees", r

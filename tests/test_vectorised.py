@@ -108,7 +108,8 @@ def test_stack_and_unstack_are_inverse():
 
 FRAMEWORK_PATHS = {"torch": ("xor_rosetta.app.vectorised_torch", "torch"),
                    "jax": ("xor_rosetta.app.vectorised_jax", "optax")}
-FRAMEWORK_CASES = {"seed-keras": get_preset("seed-keras").replace(steps=120), "momentum-minibatch": MOMENTUM.replace(steps=120)}
+FRAMEWORK_CASES = {"seed-keras": get_preset("seed-keras").replace(steps=120),
+                   "momentum-minibatch": MOMENTUM.replace(steps=120)}
 
 
 def check_framework_path(path: str, case: str) -> list[str]:
@@ -134,7 +135,8 @@ def check_framework_path(path: str, case: str) -> list[str]:
         if j.status == DISAGREES:
             wrong.append(f"seed {k}: {j.explanation}")
         below = np.flatnonzero(h1.loss < threshold)
-        one = (int(below[0]) if below.size else -1, bool(ref.loss(x, y) < threshold and accuracy(ref.forward(x), y) == 1.0))
+        converged = ref.loss(x, y) < threshold and accuracy(ref.forward(x), y) == 1.0
+        one = (int(below[0]) if below.size else -1, bool(converged))
         many = (int(batch.first_below[k]), bool(batch.final_loss[k] < threshold and batch.accuracy(y)[k] == 1.0))
         if one != many:
             wrong.append(f"seed {k}: (first below, converged) batched {many}, one at a time {one}")

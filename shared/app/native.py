@@ -6,11 +6,12 @@ imported there anyway), seeded, with the framework's default dtype (float32: the
 exact in float64), and the weights come back in the canonical layout (W (in, out), b (out,)) to be saved as .npz,
 so that every run can be replayed with `xor-rosetta compare --config ... --init ...`.
 
-| family | layer | weights | bias | Adam epsilon |
-|---|---|---|---|---|
-| torch | `torch.manual_seed(seed)`, then `nn.Linear` per layer | kaiming-uniform(a=√5): U(±1/√fan_in) | U(±1/√fan_in) | 1e-8 |
-| keras | `keras.utils.set_random_seed(seed)`, then `Dense` per layer | glorot-uniform: U(±√(6/(fan_in+fan_out))) | 0 | 1e-7 |
-| flax | `nnx.Linear(..., rngs=nnx.Rngs(seed))` per layer | lecun-normal: truncated N(0, 1/fan_in) | 0 | 1e-8 (optax) |
+    torch: torch.manual_seed(seed), then nn.Linear per layer: kaiming-uniform(a=√5) weights, U(±1/√fan_in), and
+           a uniform bias, U(±1/√fan_in); Adam epsilon 1e-8
+    keras: keras.utils.set_random_seed(seed), then Dense per layer: glorot-uniform, U(±√(6/(fan_in+fan_out))),
+           and a zero bias; Adam epsilon 1e-7
+    flax:  nnx.Linear(..., rngs=nnx.Rngs(seed)) per layer: lecun-normal, truncated N(0, 1/fan_in), and a zero
+           bias; optax's Adam epsilon 1e-8
 
 An implementation's family is named by its class's `framework` (keras-jax and keras-torch are Keras: their
 weights are drawn by Keras on their own backend, in their own worker). NumPy has no defaults of its own.

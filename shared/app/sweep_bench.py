@@ -82,3 +82,19 @@ def markdown(r: dict) -> list[str]:
 def _cpus() -> int:
     import os
     return os.cpu_count() or 1
+
+
+def main(argv=None) -> None:
+    import argparse
+    import json
+    p = argparse.ArgumentParser(prog="python -m xor_rosetta.app.sweep_bench", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="1,000 runs instead of 10,000")
+    p.add_argument("--jobs", type=int, help="worker processes (default: the CPUs)")
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    r = vectorised(quick=a.quick, jobs=a.jobs)
+    print(json.dumps(r, indent=2) if a.json else "\n".join(markdown(r)))
+
+
+if __name__ == "__main__":
+    main()

@@ -164,7 +164,8 @@ def markdown(report: dict, plots: list[str]) -> str:
     seeds = h["seeds"]
     lines = [f"# Sweep: {h['name']}", "",
              f"{spec['layers']} {spec['activations']}, {spec['loss']}, {spec['optimizer']['name']} "
-             f"(lr {spec['optimizer']['lr']:g}), {spec['steps']:,} steps, {spec['dtype']}; init {spec['init']['scheme']} "
+             f"(lr {spec['optimizer']['lr']:g}), {spec['steps']:,} steps, {spec['dtype']}; "
+             f"init {spec['init']['scheme']} "
              f"with seeds {seeds[0]}..{seeds[1] - 1} ({seeds[1] - seeds[0]:,} sets of initial weights). "
              f"Converged: final loss < {h['threshold']:g} and 4/4 correct.", "",
              f"Command: `{h['command']}`" + (f"; wall time {report['wall_seconds']:.0f} s" if "wall_seconds" in report
@@ -186,7 +187,8 @@ def markdown(report: dict, plots: list[str]) -> str:
         vs = [v for v in (NATIVE_INIT, NATIVE_EPS, NATIVE) if v in h["variants"]]
         lines += ["", "## Each framework's own defaults", "",
                   "Rates with the framework's own initializer and Adam epsilon, switched one at a time "
-                  "(native-init: its init, the spec's epsilon; native-eps: the spec's init, its epsilon; native: both); "
+                  "(native-init: its init, the spec's epsilon; native-eps: the spec's init, its epsilon; "
+                  "native: both); "
                   "change in percentage points from canonical.", "",
                   "| implementation | canonical | " + " | ".join(vs) + " |",
                   "|---|---|" + "---|" * len(vs)]
@@ -215,7 +217,8 @@ def markdown(report: dict, plots: list[str]) -> str:
             lines.append(f"- seed {f['seed']} ({f['variant']}): {conv}. Replay: `{f['replay']}`")
         for f in others[:50]:
             why = f.get("explanation") or f.get("error")
-            lines.append(f"- seed {f['seed']} ({f['variant']}), {f['impl']}: {f['kind']}: {why}. Replay: `{f['replay']}`")
+            lines.append(f"- seed {f['seed']} ({f['variant']}), {f['impl']}: {f['kind']}: {why}. "
+                         f"Replay: `{f['replay']}`")
         if len(differ) > 50 or len(others) > 50:
             lines.append(f"- ... all {len(report['findings'])} in report.json")
     if "basin" in report:

@@ -59,7 +59,8 @@ def train(spec: Spec, conv: Conventions, arrays, threshold: float = 0.0, steps: 
     ks = sorted(k for k in set(checkpoints) if 1 <= k <= steps)
     b = spec.batch_for(len(x))
     rows = jnp.asarray(np.stack([batch_rows(k, b, len(x)) for k in range(steps)]))  # (steps, batch)
-    params, first_below, first_nonfinite, losses, saved = _loop(spec, params, x, y, rows, threshold, tuple(ks), keep_loss)
+    params, first_below, first_nonfinite, losses, saved = _loop(spec, params, x, y, rows, threshold, tuple(ks),
+                                                                keep_loss)
     out = jax.vmap(lambda p: ACT[spec.activations[-1]](logits(p, x, spec.activations)))(params)  # (K, 4, 1)
     final = jax.vmap(lambda p: loss_fn(p, x, y, spec.activations, spec.loss))(params)
     return Batch(np.asarray(final, dtype=np.float64), np.asarray(out[..., 0], dtype=np.float64),
