@@ -41,22 +41,10 @@ def loss_and_dz(loss, act, z, a, y):
 # endregion
 
 
-def backprop(Ws, bs, acts, loss, x, y):
-    """(loss, dWs, dbs): the chain rule, from the output layer back to the first."""
-    zs, hs = forward(Ws, bs, acts, x)
-    value, dz = loss_and_dz(loss, acts[-1], zs[-1], hs[-1], y)  # dz: (batch, 1)
-    dWs, dbs = [None] * len(Ws), [None] * len(Ws)
-    for i in reversed(range(len(Ws))):
-        dWs[i] = hs[i].T @ dz  # (fan_in, fan_out)
-        dbs[i] = dz.sum(axis=0)  # (fan_out,)
-        if i:
-            dz = (dz @ Ws[i].T) * ACT[acts[i - 1]][1](zs[i - 1], hs[i])  # (batch, fan_in)
-    return value, dWs, dbs
-
-
 # region optimizer
 class SGD:
-    """w -= lr * v, with v = momentum * v + g (plain SGD when momentum is 0)."""
+    """w -= lr * v, with v = momentum * v + g (plain SGD when momentum is 0): torch's form of momentum. Keras keeps
+    v = momentum * v - lr * g and w += v, equal but for rounding (results/maths.md)."""
 
     def __init__(self, params, lr, momentum=0.0):
         self.lr, self.mu, self.v = lr, momentum, [np.zeros_like(p) for p in params]
@@ -70,7 +58,8 @@ class SGD:
 
 
 class Adam:
-    """Kingma & Ba's Adam: bias-corrected moments, epsilon added outside the square root."""
+    """Kingma & Ba's Adam: bias-corrected moments, epsilon added outside the square root, in optax's order of
+    operations. torch and Keras place epsilon and the bias correction differently (results/maths.md)."""
 
     def __init__(self, params, lr, beta1, beta2, epsilon):
         self.lr, self.b1, self.b2, self.eps, self.t = lr, beta1, beta2, epsilon, 0
@@ -79,14 +68,37 @@ class Adam:
     def step(self, params, grads):
         self.t += 1
         for p, g, m, v in zip(params, grads, self.m, self.v):
-            m[...] = (1 - self.b1) * g + self.b1 * m
-            v[...] = (1 - self.b2) * (g * g) + self.b2 * v
+            m[...] = (1 - self.b1) * g + self.b1 * m  # running mean of the gradient
+            v[...] = (1 - self.b2) * (g * g) + self.b2 * v  # ... and of its square
             m_hat, v_hat = m / (1 - self.b1 ** self.t), v / (1 - self.b2 ** self.t)
             p -= self.lr * (m_hat / (np.sqrt(v_hat) + self.eps))
 # endregion
 
 
+# region step
+def backprop(Ws, bs, acts, loss, x, y):
+    """(loss, dWs, dbs): the chain rule, from the output layer back to the first."""
+    zs, hs = forward(Ws, bs, acts, x)
+    value, dz = loss_and_dz(loss, acts[-1], zs[-1], hs[-1], y)  # dz: (batch, 1)
+    dWs, dbs = [None] * len(Ws), [None] * len(Ws)
+    for i in reversed(range(len(Ws))):
+        dWs[i] = hs[i].T @ dz  # (fan_in, fan_out)
+        dbs[i] = dz.sum(axis=0)  # (fan_out,)
+        if i:
+            dz = (dz @ Ws[i].T) * ACT[acts[i - 1]][1](zs[i - 1], hs[i])  # (batch, fan_in)
+    return value, dWs, dbs
+
+
+def train_step(Ws, bs, acts, loss, optimizer, x, y):
+    """One update, in place: gradients by backprop, then the optimizer's step. Returns the loss before it."""
+    value, dWs, dbs = backprop(Ws, bs, acts, loss, x, y)
+    optimizer.step(Ws + bs, dWs + dbs)
+    return value
+# endregion
+
+
 class NumpyMLP(MLP):
+    """The suite's interface around the functions above: weights in the canonical layout, the loop, the losses."""
     name = "numpy"
     framework = "numpy"
     conventions = Conventions(adam="optax", momentum="torch", bce="logits")  # the textbook forms (README)
@@ -101,13 +113,6 @@ class NumpyMLP(MLP):
         else:
             self.optimizer = SGD(self.Ws + self.bs, o.lr, o.momentum)
 
-    # region step
-    def step(self, x, y):
-        loss, dWs, dbs = backprop(self.Ws, self.bs, self.spec.activations, self.spec.loss, x, y)
-        self.optimizer.step(self.Ws + self.bs, dWs + dbs)
-        return loss
-    # endregion
-
     # region loop
     def train(self, x, y, steps=None, checkpoints=()):
         spec, want = self.spec, set(checkpoints)
@@ -117,7 +122,7 @@ class NumpyMLP(MLP):
         losses, saved, start = np.empty(steps), {}, time.perf_counter()
         for k in range(steps):
             rows = batch_rows(self.steps_done, b, len(x))  # full batch: every row, every step
-            losses[k] = self.step(x[rows], y[rows])
+            losses[k] = train_step(self.Ws, self.bs, spec.activations, spec.loss, self.optimizer, x[rows], y[rows])
             self.steps_done += 1
             if k + 1 in want:
                 saved[k + 1] = self.params()

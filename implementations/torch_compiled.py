@@ -1,5 +1,5 @@
-"""Fast PyTorch variant: a pure loss function of the parameters, torch.func.grad_and_value, and the update of
-torch.optim's SGD/Adam written functionally, all in one torch.compile'd step (the flax/JAX idiom, in torch)."""
+"""Fast PyTorch variant in the torch.func style: the model as a pure function of its parameters, gradients by
+torch.func.grad_and_value, torch.optim's own SGD/Adam update, and the whole step compiled into one graph."""
 from __future__ import annotations
 
 import time
@@ -7,80 +7,116 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.adam import adam
+from torch.optim.sgd import sgd
 
-from xor_rosetta.implementations.torch_mlp import TorchMLP
 from xor_rosetta.data import batch_rows
+from xor_rosetta.implementations.torch_mlp import TorchMLP
 from xor_rosetta.interface import History
 
-torch._dynamo.config.recompile_limit = 512  # one graph per spec shape (depth, activations, optimizer, dtype, batch)
+# One graph per spec: depth, activations, loss, dtype, batch and the optimizer's settings (Adam's lr excepted: a
+# tensor). Dynamo caps the graphs per function (accumulated_recompile_limit, 256 by default, binds first); a long
+# Hypothesis run compiles hundreds. Past the cap, fullgraph=True raises rather than run eagerly; say so explicitly.
+torch._dynamo.config.recompile_limit = 4096
+torch._dynamo.config.accumulated_recompile_limit = 4096
+torch._dynamo.config.fail_on_recompile_limit_hit = True
 
+# region model
 ACT = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu, "linear": lambda z: z}
 
 
-def loss_fn(params, x, y, acts, loss):  # params: [W0 (out, in), b0, W1, b1, ...], torch's layout
-    for i, act in enumerate(acts):
-        x = ACT[act](F.linear(x, params[2 * i], params[2 * i + 1]))  # (batch, layers[i+1])
-    return F.mse_loss(x, y) if loss == "mse" else F.binary_cross_entropy(x, y)
+def predict(params, acts, x):
+    """The `torch` implementation's network as a function: params [W0 (out, in), b0 (out,), W1, b1, ...]."""
+    for W, b, act in zip(params[::2], params[1::2], acts):
+        x = ACT[act](F.linear(x, W, b))  # x @ W.T + b: (batch, out)
+    return x  # (batch, 1)
+# endregion
 
 
-@torch.compile(fullgraph=True, dynamic=False)  # static shapes: automatic dynamic shapes gave wrong Adam steps (README)
-def step(params, m, v, t, x, y, acts, loss, opt):
-    """One update, as torch.optim does it (single-tensor path); returns (params, m, v, loss)."""
-    grads, value = torch.func.grad_and_value(loss_fn)(params, x, y, acts, loss)
-    name, lr, mu, b1, b2, eps = opt
-    if name == "adam":
-        m = [mi.lerp(g, 1 - b1) for mi, g in zip(m, grads)]  # exp_avg.lerp_(grad, 1 - beta1)
-        v = [vi * b2 + (1 - b2) * g * g for vi, g in zip(v, grads)]  # exp_avg_sq.mul_(b2).addcmul_(g, g, 1 - b2)
-        step_size = lr / (1 - b1 ** t)  # t: float64 scalar tensor, as torch.optim's Python float
-        bc2_sqrt = (1 - b2 ** t).sqrt()
-        params = [p - (step_size * (mi / (vi.sqrt() / bc2_sqrt + eps))).to(p.dtype) for p, mi, vi in zip(params, m, v)]
-    elif mu:
-        m = [mi * mu + g for mi, g in zip(m, grads)]  # buf.mul_(momentum).add_(grad); the first step's buf is grad
-        params = [p - lr * mi for p, mi in zip(params, m)]
+# region loss
+LOSSES = {"mse": F.mse_loss, "bce": F.binary_cross_entropy}  # nn.MSELoss and nn.BCELoss, as functions
+
+
+def loss_of(params, acts, loss, x, y):
+    return LOSSES[loss](predict(params, acts, x), y)
+# endregion
+
+
+# region optimizer
+def update(params, grads, state, o):
+    """torch.optim's own update, in place: `adam` and `sgd` are the functions torch.optim.Adam.step and
+    torch.optim.SGD.step call (single-tensor path); `state` holds what the optimizer object would."""
+    if o.name == "adam":
+        adam(params, grads, state["exp_avg"], state["exp_avg_sq"], [], state["step"], foreach=False, capturable=False,
+             amsgrad=False, beta1=o.beta1, beta2=o.beta2, lr=state["lr"], weight_decay=0.0, eps=o.epsilon,
+             maximize=False)
     else:
-        params = [p - lr * g for p, g in zip(params, grads)]
-    return params, m, v, value
+        sgd(params, grads, state["momentum_buffer"], foreach=False, momentum=o.momentum, lr=o.lr, weight_decay=0.0,
+            dampening=0.0, nesterov=False, maximize=False)
+# endregion
+
+
+# region step
+# pattern_matcher off: with it, inductor (torch 2.13, CPU) miscompiles torch.add(w, g, alpha=-lr) -- which
+# torch.optim's SGD does -- on gradients from torch.func in the same graph: weights off by O(1) after one step
+@torch.compile(fullgraph=True, dynamic=False, options={"pattern_matcher": False})  # static shapes (README)
+def train_step(params, state, acts, loss, o, x, y):
+    """One update of `params` and `state`, in place; returns the loss before it."""
+    grads, value = torch.func.grad_and_value(loss_of)(params, acts, loss, x, y)  # grads: a list like params
+    update(params, grads, state, o)
+    return value
+# endregion
 
 
 class TorchCompiledMLP(TorchMLP):
+    """The `torch` implementation's weights, taken out of its nn.Sequential, with the optimizer's state beside them."""
     name = "torch-compiled"
 
     def __init__(self, spec, params):
         super().__init__(spec, params)
-        self.state = [p.detach().clone() for lin in self.linears for p in (lin.weight, lin.bias)]  # [W0, b0, ...]
-        self.m = [torch.zeros_like(p) for p in self.state]  # momentum buffer, or Adam's first moment
-        self.v = [torch.zeros_like(p) for p in self.state]  # Adam's second moment
+        self.params_ = [p.detach().clone() for lin in self.linears for p in (lin.weight, lin.bias)]  # [W0, b0, ...]
+        zeros = lambda: [torch.zeros_like(p) for p in self.params_]  # noqa: E731
+        # Momentum buffers start at zero: torch.optim's first buffer is the gradient itself, and 0 * mu + g == g.
+        # Adam's step count t is float64: torch.optim's float32 default would put the bias correction in float32
+        # once compiled (2e-6 off in a float64 run). Its lr is a tensor: one graph for every lr, and lr / (1 - b1^t)
+        # stays one division (a constant lr is compiled as a reciprocal times lr: two roundings).
+        self.state = {"exp_avg": zeros(), "exp_avg_sq": zeros(), "momentum_buffer": zeros(),
+                      "step": [torch.zeros((), dtype=torch.float64) for _ in self.params_],
+                      "lr": torch.tensor(spec.optimizer.lr, dtype=torch.float64)}
 
+    # region loop
     def train(self, x, y, steps=None, checkpoints=()):
-        spec, want, o = self.spec, set(checkpoints), self.spec.optimizer
+        spec, want = self.spec, set(checkpoints)
         steps = spec.steps if steps is None else steps
         x, y = self._tensor(x), self._tensor(y)
-        params, m, v = self.state, self.m, self.v
-        opt = (o.name, o.lr, o.momentum, o.beta1, o.beta2, o.epsilon)
-        losses, saved = [], {}  # 0-d tensors, stacked at the end: no host sync per step
-        ts = torch.arange(self.steps_done + 1, self.steps_done + steps + 1, dtype=torch.float64).unbind()  # Adam's t
         b = spec.batch_for(len(x))
-        start = time.perf_counter()
+        losses, saved, start = [], {}, time.perf_counter()  # 0-d tensors, stacked at the end: no sync per step
         for k in range(steps):
             rows = slice(None) if b == len(x) else torch.from_numpy(batch_rows(self.steps_done, b, len(x)))
-            params, m, v, loss = step(params, m, v, ts[k], x[rows], y[rows], spec.activations, spec.loss, opt)
-            self.steps_done += 1
+            loss = train_step(self.params_, self.state, spec.activations, spec.loss, spec.optimizer, x[rows], y[rows])
             losses.append(loss)
+            self.steps_done += 1
             if k + 1 in want:
-                self._load(params)
                 saved[k + 1] = self.params()
-        self.state, self.m, self.v = params, m, v
-        self._load(params)
         losses = torch.stack(losses).double().numpy() if losses else np.empty(0)
         return History(losses, saved, time.perf_counter() - start)
+    # endregion
+
+    def forward(self, x):
+        with torch.no_grad():
+            return predict(self.params_, self.spec.activations, self._tensor(x)).numpy()  # (batch, 1)
+
+    def loss(self, x, y):
+        with torch.no_grad():
+            return loss_of(self.params_, self.spec.activations, self.spec.loss, *self._tensors(x, y)).item()
 
     def gradients(self, x, y):  # the same pure loss function the compiled step differentiates
-        params = [p.detach() for lin in self.linears for p in (lin.weight, lin.bias)]
-        g = torch.func.grad(loss_fn)(params, self._tensor(x), self._tensor(y), self.spec.activations, self.spec.loss)
+        g = torch.func.grad(loss_of)(self.params_, self.spec.activations, self.spec.loss, *self._tensors(x, y))
         return [(W.T.double().numpy(), b.double().numpy()) for W, b in zip(g[::2], g[1::2])]
 
-    def _load(self, params):
-        with torch.no_grad():
-            for lin, W, b in zip(self.linears, params[::2], params[1::2]):
-                lin.weight.copy_(W)
-                lin.bias.copy_(b)
+    def _tensors(self, x, y):
+        return self._tensor(x), self._tensor(y)
+
+    def params(self):
+        p = self.params_
+        return [(W.T.double().numpy().copy(), b.double().numpy().copy()) for W, b in zip(p[::2], p[1::2])]

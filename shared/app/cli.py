@@ -15,7 +15,8 @@ from ..errors import XorRosettaError
 from ..presets import PRESETS
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
-COMMANDS = ["listing", "train", "compare", "check", "bench", "sweep"]  # modules of xor_rosetta.app.commands, in --help order
+# modules of xor_rosetta.app.commands, in --help order
+COMMANDS = ["listing", "train", "compare", "check", "bench", "guide", "sweep"]
 
 
 def writable_dir(path: str | Path) -> Path:

@@ -1,0 +1,36 @@
+"""`xor-rosetta guide`: the idiom guide (guide.md, guide.html) and the maths (maths.md), rendered from the code."""
+from __future__ import annotations
+
+import json
+
+from ..cli import EXIT_OK, writable_dir
+
+NAME, HELP = "guide", "render the idiom guide (guide.md, guide.html) and the maths (maths.md) from the code"
+
+
+def add_arguments(sp) -> None:
+    sp.add_argument("--out", metavar="DIR", help="output folder (default: results/ of the checkout, else ./results)")
+    sp.add_argument("--screenshot", action="store_true",
+                    help="also render guide.html to guide.png in headless Chromium (Debian: apt-get install chromium)")
+
+
+def run(a) -> int:
+    from .. import guide
+    from ..progress import Progress
+    from ..project import results_dir
+    out = writable_dir(results_dir(a.out))
+    with Progress(2 if a.screenshot else 1, enabled=not a.quiet) as bar:
+        bar.update("rendering guide.md, guide.html, maths.md", 0)
+        written = guide.write(out)
+        if a.screenshot:
+            from ..browser import Browser
+            bar.update("guide.png in headless Chromium", 1)
+            with Browser(width=1600, height=1000) as b:
+                b.open(out / "guide.html")
+                written.append(b.screenshot(out / "guide.png"))
+    if a.json:
+        print(json.dumps({"written": [str(p) for p in written]}, indent=2))
+    elif not a.quiet:
+        for p in written:
+            print(f"wrote {p}")
+    return EXIT_OK
