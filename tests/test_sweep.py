@@ -214,3 +214,33 @@ def test_keras_default_weights():
         assert W.std() > 0.2 * np.sqrt(6 / (n_in + n_out))
     assert all(np.array_equal(x, y) for A, B in zip(a, b) for x, y in zip(A, B))
     assert not np.allclose(a[0][0], c[0][0])
+
+
+CRASHY = '''
+import os
+from xor_rosetta.implementations.numpy_mlp import NumpyMLP
+
+
+class Crashy(NumpyMLP):
+    name = "crashy"
+
+    def train(self, x, y, steps=None, checkpoints=()):
+        if self.spec.init.seed == 2:
+            os._exit(3)  # as a segfaulting framework would: the whole worker goes
+        return super().train(x, y, steps, checkpoints)
+'''
+
+
+def test_a_worker_that_dies_costs_only_the_run_it_was_doing(tmp_path, capsys):
+    plugin = tmp_path / "crashy.py"
+    plugin.write_text(CRASHY)
+    name, out = f"{plugin}:Crashy", tmp_path / "s"
+    assert main(["sweep", "--preset", "seed-numpy", "--steps", "50", "--seeds", "5", "--impls", name, "--jobs", "1",
+                 "--basin-grid", "0", "--quiet", "--out", str(out)]) == 1
+    recs = records(out)
+    assert len(recs) == 5
+    assert recs[(2, "canonical", name)]["error"] == "worker exited with status 3"
+    assert all(recs[(s, "canonical", name)]["agreement"] == "agrees" for s in (0, 1, 3, 4))
+    report = json.loads((out / "report.json").read_text())
+    (f,) = report["findings"]
+    assert (f["kind"], f["seed"]) == ("error", 2)

@@ -90,9 +90,9 @@ class Task:
         return [(s, v, n) for s in self.seeds for v in self.variants for n in self.impls if (s, v, n) not in self.skip]
 
 
-def plan_tasks(impls, seeds, variants, jobs: int, done: set = frozenset()) -> list[Task]:
+def plan_tasks(impls, seeds, variants, jobs: int, done: set = frozenset(), one_seed: bool = False) -> list[Task]:
     """Tasks for every (seed, variant, implementation) not yet `done`, grouped by worker group; chunks sized so
-    that every worker gets several, largest groups first."""
+    that every worker gets several (`one_seed`: one seed per task of one-at-a-time runs, for --timeout)."""
     from .. import registry
     groups: dict[str, list[str]] = {}
     envs, batched = {}, {}
@@ -113,7 +113,7 @@ def plan_tasks(impls, seeds, variants, jobs: int, done: set = frozenset()) -> li
             if is_batched:
                 size = min(BATCH_CHUNK, math.ceil(len(todo) / jobs))
             else:
-                size = max(1, min(50, math.ceil(len(todo) / (4 * jobs))))
+                size = 1 if one_seed else max(1, min(50, math.ceil(len(todo) / (4 * jobs))))
             for i in range(0, len(todo), size):
                 chunk = tuple(todo[i:i + size])
                 skip = frozenset(k for k in ((s, v, n) for s in chunk for v in variants for n in names) if k in done)

@@ -78,7 +78,7 @@ def run(a) -> int:
     start = time.perf_counter()
     store = Store(out, header, a.resume)
     try:
-        tasks = S.plan_tasks(impls, seeds, variants, a.jobs or _cpus(), set(store.done))
+        tasks = S.plan_tasks(impls, seeds, variants, a.jobs or _cpus(), set(store.done), one_seed=bool(a.timeout))
         total = len(seeds) * len(impls) * len(variants)
         initial = sum(1 for k in store.done if k[0] in seeds and k[1] in variants and k[2] in impls)
         bar = Progress(total, initial, enabled=not a.quiet and not a.json)
