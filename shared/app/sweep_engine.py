@@ -36,8 +36,10 @@ class Store:
             raise XorRosettaError(f"{str(out)!r} already holds a sweep ({self._count()} runs in runs.jsonl): add "
                                   f"--resume to continue it, or choose another --out")
         if resume and self.header_path.exists():
-            self._check(json.loads(self.header_path.read_text()))
+            old = json.loads(self.header_path.read_text())
+            self._check(old)
             self._load()
+            header["wall_seconds"] = old.get("wall_seconds", 0.0)
         elif resume and self.runs_path.exists():
             raise XorRosettaError(f"{str(out)!r} has runs.jsonl but no sweep.json: it was not written by a sweep")
         atomic_write_json(self.header_path, header)
@@ -95,6 +97,11 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
             save_params(params_from_message(msg), path)
 
+    def finish(self, seconds: float) -> None:
+        """Add this invocation's wall time to the sweep's (sweep.json keeps the total over resumed runs)."""
+        self.header["wall_seconds"] = round(self.header.get("wall_seconds", 0.0) + seconds, 2)
+        atomic_write_json(self.header_path, self.header)
+
     def close(self) -> None:
         if not self.file.closed:
             self.file.flush()
@@ -118,6 +125,11 @@ class Progress:
     def update(self, n: int = 1) -> None:
         if self.bar is not None:
             self.bar.update(n)
+
+    def finish(self, seconds: float) -> None:
+        """Add this invocation's wall time to the sweep's (sweep.json keeps the total over resumed runs)."""
+        self.header["wall_seconds"] = round(self.header.get("wall_seconds", 0.0) + seconds, 2)
+        atomic_write_json(self.header_path, self.header)
 
     def close(self) -> None:
         if self.bar is not None:

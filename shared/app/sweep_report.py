@@ -261,14 +261,17 @@ def write_plots(out: Path, report: dict, records: list[dict], basin: dict | None
     plots = []
     if variants:
         fig, axes = plt.subplots(1, len(variants), figsize=(5.5 * len(variants), 3.8), squeeze=False)
-        bins = np.linspace(0, h["spec"]["steps"], 51)
+        n_impls = len(h["impls"])
         for ax, v in zip(axes[0], variants):
-            for n in h["impls"]:
-                steps = [r["steps_to_threshold"] for r in records
-                         if r["variant"] == v and r["impl"] == n and r["converged"]]
-                if steps:
-                    ax.hist(steps, bins=bins, histtype="step", linewidth=1.4, label=f"{n} ({len(steps):,})")
-            ax.set(title=v, xlabel=f"steps to loss < {h['threshold']:g}", ylabel="runs")
+            steps = {n: [r["steps_to_threshold"] for r in records
+                         if r["variant"] == v and r["impl"] == n and r["converged"]] for n in h["impls"]}
+            seen = [s for ss in steps.values() for s in ss]
+            bins = np.geomspace(max(1, min(seen) / 1.1), max(seen) * 1.1, 50)
+            for i, n in enumerate(h["impls"]):
+                if steps[n]:  # the first drawn widest, so that identical histograms stay visible
+                    ax.hist(steps[n], bins=bins, histtype="step", label=f"{n} ({len(steps[n]):,})",
+                            linewidth=1 + 3 * (n_impls - 1 - i) / max(1, n_impls - 1))
+            ax.set(title=v, xlabel=f"steps to loss < {h['threshold']:g}", ylabel="runs", xscale="log")
             ax.legend(fontsize=8)
         fig.suptitle(f"{h['name']}: steps to converge (converged runs)")
         _save(fig, out / PLOTS["steps"])
@@ -284,7 +287,7 @@ def write_plots(out: Path, report: dict, records: list[dict], basin: dict | None
         fig.colorbar(im, ax=ax, label=f"steps to loss < {h['threshold']:g} (converged cells)")
         ax.plot(*basin["base"], marker="x", color="red", markersize=9, mew=2)
         ax.set(xlabel=basin["weights"][0], ylabel=basin["weights"][1],
-               title=f"{h['name']}: basin (white/grey: not converged, dark: diverged)")
+               title=f"{h['name']}: basin (white: not converged, grey: diverged)")
         _save(fig, out / PLOTS["basin"])
         plots.append(PLOTS["basin"])
     return plots

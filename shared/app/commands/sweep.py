@@ -72,8 +72,7 @@ def run(a) -> int:
     out = writable_dir(a.out or f"runs/sweep-{name}")
     header = {"format": 1, "name": name, "spec": spec.to_dict(), "threshold": threshold,
               "seeds": [seeds.start, seeds.stop], "impls": impls, "variants": list(variants),
-              "command": "xor-rosetta " + " ".join(shlex.quote(x) for x in sys.argv[1:]) if sys.argv[1:2] == ["sweep"]
-              else f"xor-rosetta sweep --preset {name} --seeds {a.seeds}"}
+              "command": _command(name, a)}
     from ..sweep_engine import Progress, Store, run_dask, run_local
     start = time.perf_counter()
     store = Store(out, header, a.resume)
@@ -100,7 +99,8 @@ def run(a) -> int:
     basin = _basin(out, spec, seeds.start, threshold, basin_weights, a) if a.basin_grid else None
     from .. import sweep_report as R
     report = R.summarise(header, records, out)
-    report["wall_seconds"] = round(time.perf_counter() - start, 2)
+    store.finish(time.perf_counter() - start)
+    report["wall_seconds"] = store.header["wall_seconds"]  # over every invocation, resumed ones included
     if basin is not None:
         report["basin"] = {"weights": basin["weights"], "range": list(a.basin_range), "grid": a.basin_grid,
                            "seed": seeds.start, "base": list(basin["base"]), "conventions": "numpy",
@@ -118,6 +118,13 @@ def run(a) -> int:
         print(f"wrote {out}/report.md, report.json, runs.jsonl" + (" and plots" if report.get("plots") else ""))
     bad = [f for f in report["findings"] if f["kind"] != "verdicts differ"]
     return EXIT_FAIL if bad else EXIT_OK
+
+
+def _command(name: str, a) -> str:
+    """The command that (re)runs this sweep: as typed, less --resume (the same command continues it)."""
+    if sys.argv[1:2] == ["sweep"]:
+        return "xor-rosetta " + " ".join(shlex.quote(x) for x in sys.argv[1:] if x != "--resume")
+    return f"xor-rosetta sweep --{'preset' if a.preset else 'config'} {a.preset or a.config} --seeds {a.seeds}"
 
 
 def _cpus() -> int:
