@@ -43,7 +43,8 @@ def _rate(records: list[dict]) -> dict:
     secs = [r["seconds"] for r in judged if r.get("seconds") is not None]
     return {"runs": n, "converged": k, "rate": k / n if n else None, "wilson95": [lo, hi] if n else None,
             "diverged": sum(r["diverged_at"] is not None for r in judged),
-            "errors": sum(r["error"] is not None for r in records),
+            "errors": sum(r["error"] is not None and "unavailable" not in r["error"] for r in records),
+            "unavailable": sum(r["error"] is not None and "unavailable" in r["error"] for r in records),
             "median_steps": float(np.median(steps)) if steps else None, "agreement": dict(agreement),
             "seconds_per_run": float(np.mean(secs)) if secs else None}
 
@@ -176,7 +177,8 @@ def markdown(report: dict, plots: list[str]) -> str:
              "|---|---|---:|---:|---:|---|---:|---:|---|---:|"]
     for r in report["rates"]:
         agree = ", ".join([f"{k} {v}" for k, v in sorted(r["agreement"].items())] +
-                          ([f"errors {r['errors']}"] if r["errors"] else []))
+                          ([f"errors {r['errors']}"] if r["errors"] else []) +
+                          ([f"unavailable {r['unavailable']}"] if r["unavailable"] else []))
         lines.append(f"| {r['variant']} | {r['impl']} | {r['runs']:,} | {r['converged']:,} | {_pct(r['rate'])} | "
                      f"{_ci(r['wilson95'])} | {r['diverged']:,} | {_g(r['median_steps'], '.0f')} | {agree} | "
                      f"{_g(r['seconds_per_run'], '.3g')} |")
