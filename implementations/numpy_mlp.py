@@ -58,8 +58,8 @@ class SGD:
 
 
 class Adam:
-    """Kingma & Ba's Adam: bias-corrected moments, epsilon added outside the square root, in optax's order of
-    operations. torch and Keras place epsilon and the bias correction differently (results/maths.md)."""
+    """Kingma & Ba's Adam as written: bias-corrected moments, epsilon added outside the square root. torch and Keras
+    place epsilon and the bias correction differently (results/maths.md)."""
 
     def __init__(self, params, lr, beta1, beta2, epsilon):
         self.lr, self.b1, self.b2, self.eps, self.t = lr, beta1, beta2, epsilon, 0
@@ -101,7 +101,7 @@ class NumpyMLP(MLP):
     """The suite's interface around the functions above: weights in the canonical layout, the loop, the losses."""
     name = "numpy"
     framework = "numpy"
-    conventions = Conventions(adam="optax", momentum="torch", bce="logits")  # the textbook forms (README)
+    conventions = Conventions(adam="textbook", momentum="torch", bce="logits")  # the textbook forms (README)
 
     def __init__(self, spec, params):
         super().__init__(spec, params)

@@ -19,7 +19,8 @@ class Conventions:
     """
     adam: str = "torch"  # "torch": eps added to sqrt(v_hat) | "keras": eps added to sqrt(v), the bias correction
     #                      folded into the step size | "optax": Kingma & Ba's m_hat / (sqrt(v_hat) + eps), rounded as
-    #                      optax under XLA | "keras-torch": Keras' step size with torch's foreach moments
+    #                      optax under XLA | "keras-torch": Keras' step size with torch's foreach moments |
+    #                      "textbook": the same maths as optax, each bias correction a division (NumPy)
     momentum: str = "torch"  # "torch": v = mu*v + g; w -= lr*v (also optax) | "keras": v = mu*v - lr*g; w += v
     bce: str = "probs"  # "probs": log of sigmoid outputs, clamped at -100 (torch BCELoss) | "logits": from z (Keras
     #                     fit on TensorFlow) | "optax": log_sigmoid of z | "keras-jax": p clipped to [1e-7, 1-1e-7],

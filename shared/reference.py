@@ -24,14 +24,6 @@ BCE_GRAD_EPS = float(np.float32(1e-12))  # torch's BCE backward divides by max(p
 # 1e-12 (9.99999996e-13) even in float64, found by the property tests: 4e-9 relative in saturated gradients
 KERAS_EPSILON = 1e-7  # keras.config.epsilon(): Keras clips probabilities to [eps, 1 - eps] on JAX and torch
 
-# Every form of each differing operation that the reference models, by `Conventions` field. Convention detection
-# (`xor-rosetta verify`) tries each one listed here, so a form added to the reference is detected once it is listed.
-FORMS: dict[str, tuple[str, ...]] = {
-    "adam": ("torch", "keras", "optax"),
-    "momentum": ("torch", "keras"),
-    "bce": ("probs", "logits"),
-}
-
 
 def activate(name: str, z: np.ndarray) -> np.ndarray:
     if name == "tanh":
@@ -241,9 +233,23 @@ def adam_optax(w, g, m, v, t, o):
     w += -o.lr * (m_hat / (np.sqrt(v_hat) + o.epsilon))
 
 
-ADAM = {"torch": adam_torch, "keras": adam_keras, "optax": adam_optax, "keras-torch": adam_keras_torch}
+def adam_textbook(w, g, m, v, t, o):
+    """Kingma & Ba's Adam as written (Algorithm 1), with NumPy's eager rounding: the moments divided by their bias
+    corrections, then w -= lr * m_hat / (sqrt(v_hat) + eps). optax computes the same maths, but its compiled
+    division by 1 - b^t is a multiplication by the reciprocal: one rounding apart per step."""
+    dt = w.dtype.type
+    m[...] = (1 - o.beta1) * g + o.beta1 * m
+    v[...] = (1 - o.beta2) * (g * g) + o.beta2 * v
+    m_hat, v_hat = m / dt(1 - o.beta1 ** t), v / dt(1 - o.beta2 ** t)
+    w -= o.lr * (m_hat / (np.sqrt(v_hat) + o.epsilon))
+
+
+ADAM = {"torch": adam_torch, "keras": adam_keras, "optax": adam_optax, "keras-torch": adam_keras_torch,
+        "textbook": adam_textbook}
 
 # Every form of each differing operation that the reference models, by `Conventions` field: convention detection
+# (`xor-rosetta verify`) tries each one listed here, so a form added to the reference is detected once it is listed.
+# Every form of each differing operation that the reference models, by `Conventions` field. Convention detection
 # (`xor-rosetta verify`) tries each one listed here, so a form added to the reference is detected once it is listed.
 FORMS: dict[str, tuple[str, ...]] = {"adam": tuple(ADAM), "momentum": tuple(MOMENTUM), "bce": tuple(BCE)}
 

@@ -240,6 +240,9 @@ def run(quick: bool, out: Path, progress=None) -> dict:
         r["gflops"] = None if r["us_per_step"] is None else r["flops"] / r["us_per_step"] / 1e3
         r["fraction_of_peak"] = None if r["gflops"] is None else r["gflops"] / peak
     vs = None if quick else compare_vs_imports(names, rounds=3, say=say)
+    say("vectorised sweep")
+    from .sweep_bench import vectorised
+    vect = vectorised(quick=quick)
     base = statistics.median(marg["numpy"]) if "numpy" in marg else None
     variants = {}
     for n in names:
@@ -251,7 +254,7 @@ def run(quick: bool, out: Path, progress=None) -> dict:
                        "meets_target": None if n not in TARGETS_US else med <= TARGETS_US[n]}
     report = {"quick": quick, "environment": environment(threads), "steady_state": {"preset": "seed-numpy", "n1": n1,
               "n2": n2, "rounds": rounds}, "peak_matmul_gflops": peak, "variants": variants, "skipped": skipped,
-              "sweep": rows, "compare_vs_imports": vs}
+              "sweep": rows, "compare_vs_imports": vs, "vectorised_sweep": vect}
     write(out, report)
     return report
 
@@ -291,6 +294,9 @@ def markdown(r: dict, plot: str | None) -> str:
     for n, why in r["skipped"].items():
         lines.append(f"| {n} | unavailable: {why} |")
     lines += compare_markdown(r.get("compare_vs_imports"))
+    if r.get("vectorised_sweep"):
+        from .sweep_bench import markdown as vectorised_markdown
+        lines += ["", "## Convergence studies: the vectorised sweep", "", *vectorised_markdown(r["vectorised_sweep"])]
     lines += ["", "## Scaling sweep", "",
               f"Full-batch steps of a 2-H-1 tanh MLP in float32 on random data. Peak float32 matmul rate measured in "
               f"this run: {r['peak_matmul_gflops']:.0f} GFLOP/s (NumPy, 2048²). FLOPs count the matmuls only "

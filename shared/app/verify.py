@@ -122,7 +122,11 @@ def subject_for(target, name: str | None = None) -> Subject:
         return target
     if isinstance(target, str):
         entry = registry.get_entry(target)  # unknown names raise UnavailableError: bad input
-        cls = registry.load(target)
+        from .workers import needs_own_process, remote_class
+        if entry.builtin and needs_own_process(entry) and registry.unavailable_reason(entry) is None:
+            cls = remote_class(target)  # this process has another KERAS_BACKEND: the class lives in its worker
+        else:
+            cls = registry.load(target)  # unavailable: UnavailableError says why and how to install
         source = "built-in" if entry.builtin else entry.summary
         return Subject(name or target, cls, source, declared_conventions(cls), declared_supports(cls))
     if not callable(target):

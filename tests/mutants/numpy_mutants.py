@@ -48,7 +48,7 @@ class NumpyMLP(MLP):
     """implementations/numpy_mlp.py, with its module functions as methods so that a mutant overrides one."""
     name = "numpy-copy"
     framework = "numpy"
-    conventions = Conventions(adam="optax", momentum="torch", bce="logits")
+    conventions = Conventions(adam="textbook", momentum="torch", bce="logits")
 
     def __init__(self, spec, params):
         super().__init__(spec, params)
