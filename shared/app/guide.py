@@ -276,7 +276,8 @@ table.cols { border-collapse: collapse; table-layout: fixed; width: calc(100% - 
 table.cols th, table.cols td { border: 1px solid var(--line); vertical-align: top; padding: 6px 8px; text-align: left; }
 table.cols thead th { background: var(--bg); position: sticky; top: 0; }
 table.cols th.concept { width: 9em; background: var(--bg); font-weight: 600; }
-table.cols th.concept small, table.cols thead small { display: block; font-weight: 400; color: var(--muted); }
+table.cols th.concept small, table.cols thead small { display: block; font-weight: 400; color: var(--muted);
+                                                    overflow-wrap: anywhere; }
 .hl { overflow-x: auto; background: transparent; }
 .hl pre { margin: 0; font: 12px/1.4 ui-monospace, "SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono", monospace;
          white-space: pre-wrap; overflow-wrap: anywhere; }
@@ -327,7 +328,8 @@ def render_html(ls: list[Listing]) -> str:
     e = html.escape
     by = {x.name: x for x in ls}
     chooser = "".join(f'<label><input type="checkbox" value="{e(x.name)}" checked> {e(x.name)}</label>' for x in ls)
-    head = "".join(f'<th data-impl="{e(x.name)}">{e(x.name)}<small>{e(x.path)}</small></th>' for x in ls)
+    head = "".join(f'<th data-impl="{e(x.name)}">{e(x.name)}<small>{e(x.path).replace("/", "/<wbr>")}</small></th>'
+                   for x in ls)  # the path may break after its folder: nine columns are narrow
     rows = []
     for r, what in REGIONS.items():
         cells = []

@@ -8,8 +8,9 @@ numbers against the NumPy reference (`xor_rosetta.reference.Reference`, an indep
 tolerance policy.
 
 To document a new form of an operation (a new value of a `Conventions` field): add a `Form` to FORMS, with the
-equations and a worked example that ends in `against_reference(...)`. A new field also gets an entry in FIELDS.
-tests/test_maths.py fails while an implementation uses a form that has no entry here.
+equations and a worked example that ends in `against_reference(...)`, and name in `used_by` every built-in
+implementation that uses it. A new field also gets an entry in FIELDS. tests/test_maths.py fails while an
+implementation uses a form that has no entry here, or a form's `used_by` names the wrong implementations.
 """
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ class Form:
     """One way of computing an operation, named by a value of a `Conventions` field."""
     field: str  # the Conventions field: "bce", "momentum", "adam", ...
     value: str  # the value that names this form: "probs", "torch", ...
-    used_by: str  # who computes it this way
+    used_by: str  # who computes it this way: the API, then "used by" and each implementation that does, in backticks
     maths: str  # the equations, markdown with $$ ... $$ blocks
     code: str  # the worked example, ending in against_reference(...) with these conventions
 
@@ -164,6 +165,9 @@ show(k_grads[2])  # dK1 (5, 5)
 show(k_grads[4].T)  # dK2 (5, 1), shown as a row
 against_reference(k_spec, Conventions(bce="logits"), [L_logits], k_grads)
 against_reference(k_spec, Conventions(bce="probs"), [L_probs], backprop(du2_probs))
+against_reference(k_spec, Conventions(bce="optax"), [L_optax], backprop(du2_optax))
+against_reference(k_spec, Conventions(bce="keras-jax"), [L_kjax], backprop(du2_kjax))
+against_reference(k_spec, Conventions(bce="keras-torch"), [L_ktorch], backprop(du2_ktorch))
 '''
 
 SGD = '''\
@@ -178,9 +182,16 @@ FIELDS = {
     "bce": Field(
         "Binary cross-entropy", "losses",
         "seed-keras ends in a sigmoid, $p = \\sigma(z) = 1/(1+e^{-z})$, and trains on binary cross-entropy. "
-        "Frameworks compute it in two forms that agree until $p$ rounds to 0 or 1, where they part: one takes "
-        "the log of the probabilities, the other works from the logits $z$ behind the sigmoid. Worked on "
-        "seed-keras' initial outputs."),
+        "Frameworks compute it in five forms that agree while $p$ lies well inside (0, 1) and part where the "
+        "sigmoid saturates: torch takes the log of the probabilities and clamps it, Keras on TensorFlow and optax "
+        "work from the logits $z$ behind the sigmoid, Keras on JAX and on torch clip the probabilities first. "
+        "Worked on seed-keras' initial outputs (between 0.38 and 0.5, where all five agree to rounding), and each "
+        "form on one confidently wrong output, $z = 40$ for $y = 0$, where they part:",
+        '''\
+z40 = np.array([[40.0]])  # a confidently wrong logit, for y = 0
+p40 = 1 / (1 + np.exp(-z40))
+show(p40)  # rounds to 1
+'''),
     "momentum": Field(
         "SGD with momentum", "optimizers",
         "Two forms, equal in exact arithmetic for a constant learning rate (substitute $v_K = -\\eta v_T$); they "
@@ -200,10 +211,10 @@ mu, lr, start = 0.9, 0.1, [W0, b0, W1, b1]
         "Adam", "optimizers",
         "Kingma & Ba's Adam keeps running averages of the gradient $m$ and of its square $v$, corrects their "
         "bias towards zero, and steps by $\\eta\\,\\hat m/(\\sqrt{\\hat v} + \\epsilon)$. Frameworks place "
-        "$\\epsilon$ and the bias correction differently. Worked as seed-keras' first step ($t = 1$) from zero "
-        "moments, each form with the BCE form its framework uses. At $t = 1$, $\\hat m = g$ and "
-        "$\\hat v = g^2$, so every weight moves by about $\\eta$ against the sign of its gradient; the forms "
-        "differ where $|g|$ is not far above $\\epsilon$.",
+        "$\\epsilon$ and the bias correction differently, and round the moments in different orders. Worked as "
+        "seed-keras' first step ($t = 1$) from zero moments, each form with the BCE form its framework uses. At "
+        "$t = 1$, $\\hat m = g$ and $\\hat v = g^2$, so every weight moves by about $\\eta$ against the sign of "
+        "its gradient; the forms differ where $|g|$ is not far above $\\epsilon$.",
         '''\
 lr, b1, b2, eps, t = 0.001, 0.9, 0.999, 1e-7, 1  # seed-keras: Keras' defaults
 k_start = [K0, c0, K1, c1, K2, c2]
@@ -213,7 +224,7 @@ k_grads_probs = backprop(du2_probs)
 }
 
 FORMS = [
-    Form("bce", "probs", "torch.nn.BCELoss (torch)",
+    Form("bce", "probs", "torch.nn.BCELoss; used by `torch`, `torch-compiled`",
          "$$L = -\\frac{1}{m}\\sum_r \\big[y_r \\max(\\log p_r, -100) + (1-y_r)\\max(\\log(1-p_r), -100)\\big]$$\n\n"
          "$$\\frac{\\partial L}{\\partial p_r} = \\frac{1}{m}\\,\\frac{p_r - y_r}{\\max\\big(p_r(1-p_r),\\ "
          "\\epsilon\\big)},\\quad \\epsilon = \\mathrm{float32}(10^{-12}),\\qquad "
@@ -225,10 +236,12 @@ dp = (p - y) / np.maximum(p * (1 - p), float(np.float32(1e-12))) / y.size  # dL/
 du2_probs = dp * (p * (1 - p))  # (4, 1): sigmoid'(u2) = p (1 - p)
 show(L_probs)
 show(du2_probs.T)
+with np.errstate(divide="ignore"):  # log(1 - p40) = log(0) = -inf
+    show(-np.maximum(np.log(1 - p40), -100))  # z = 40, y = 0: the clamp's 100; gradient 0
 against_reference(k_spec, Conventions(bce="probs"), [L_probs])  # the loss; its gradients: under Backprop
 '''),
-    Form("bce", "logits", "Keras fit() on a sigmoid output (it recovers the logits), torch.nn.BCEWithLogitsLoss, "
-         "optax.sigmoid_binary_cross_entropy; the numpy implementation",
+    Form("bce", "logits", "Keras fit() on TensorFlow, on a sigmoid output (it recovers the logits), "
+         "torch.nn.BCEWithLogitsLoss; used by `numpy`, `keras`, `keras-xla`",
          "$$L = \\frac{1}{m}\\sum_r \\big[\\max(z_r, 0) - z_r y_r + \\log\\big(1 + e^{-|z_r|}\\big)\\big]$$\n\n"
          "$$\\frac{\\partial L}{\\partial z_r} = \\frac{p_r - y_r}{m}$$\n\n"
          "The same loss, rearranged so that no exponential overflows and no probability is rounded before the "
@@ -238,9 +251,68 @@ L_logits = np.mean(np.maximum(u2, 0) - u2 * y + np.log1p(np.exp(-np.abs(u2))))
 du2_logits = (p - y) / y.size  # (4, 1)
 show(L_logits)
 show(du2_logits.T)
+show(np.maximum(z40, 0) + np.log1p(np.exp(-np.abs(z40))))  # z = 40, y = 0: the exact loss; gradient 1/m
 against_reference(k_spec, Conventions(bce="logits"), [L_logits])
 '''),
-    Form("momentum", "torch", "torch.optim.SGD, optax.sgd(momentum=...); the numpy implementation",
+    Form("bce", "optax", "optax.sigmoid_binary_cross_entropy; used by `jax`, `jax-scan`",
+         "$$L = \\frac{1}{m}\\sum_r \\big[y_r\\,s(-z_r) + (1-y_r)\\,s(z_r)\\big], \\qquad "
+         "s(u) = \\log(1 + e^u) = -\\log\\sigma(-u)$$\n\n"
+         "$$\\frac{\\partial L}{\\partial z_r} = \\frac{1}{m}\\big[-y_r\\,e^{-z_r - s(-z_r)} + "
+         "(1-y_r)\\,e^{z_r - s(z_r)}\\big]$$\n\n"
+         "The loss from the logits again, as $-y\\log\\sigma(z) - (1-y)\\log\\sigma(-z)$ with JAX's `log_sigmoid` "
+         "$= -$`softplus`$(-z)$ and `softplus` $=$ `logaddexp(z, 0)`. Its gradient comes from `logaddexp`'s own "
+         "derivative, $e^{u - s(u)} = \\sigma(u)$: equal to $(p - y)/m$ in exact arithmetic, rounded differently.",
+         '''\
+def softplus(u):  # log(1 + e^u) without overflow, as jnp.logaddexp(u, 0)
+    return np.maximum(u, 0) + np.log1p(np.exp(-np.abs(u)))
+L_optax = np.mean(y * softplus(-u2) + (1 - y) * softplus(u2))
+du2_optax = (-y * np.exp(-u2 - softplus(-u2)) + (1 - y) * np.exp(u2 - softplus(u2))) / y.size  # (4, 1)
+show(L_optax)
+show(du2_optax.T)
+show(softplus(z40))  # z = 40, y = 0: the exact loss, as from the logits; gradient 1/m
+against_reference(k_spec, Conventions(bce="optax"), [L_optax])
+'''),
+    Form("bce", "keras-jax", "Keras' BinaryCrossentropy on the JAX backend; used by `keras-jax`",
+         "$$q_r = \\mathrm{clip}(p_r, \\epsilon, 1 - \\epsilon),\\ \\epsilon = 10^{-7}, \\qquad "
+         "L = -\\frac{1}{m}\\sum_r \\big[y_r \\log q_r + (1-y_r)\\log(1-q_r)\\big]$$\n\n"
+         "$$\\frac{\\partial L}{\\partial z_r} = \\frac{1}{m}\\Big[-\\frac{y_r}{q_r} + \\frac{1-y_r}{1-q_r}\\Big]"
+         "\\,c_r\\,p_r(1-p_r), \\qquad c_r = 1 \\text{ inside the clip, } \\tfrac12 \\text{ at a bound, } 0 "
+         "\\text{ outside}$$\n\n"
+         "A JAX array cannot carry the logits behind Keras' sigmoid, so Keras clips the probabilities to "
+         "`keras.config.epsilon()` and takes their log. Outside the clip the loss is stuck at "
+         "$-\\log 10^{-7} \\approx 16.1$ and the gradient is zero (`jnp.clip` is a `minimum` of a `maximum`, "
+         "whose gradient is halved at a tie).",
+         '''\
+lo, hi = 1e-7, 1 - 1e-7  # keras.config.epsilon()
+q = np.clip(p, lo, hi)
+L_kjax = -np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))
+c = np.where((p > lo) & (p < hi), 1.0, np.where((p == lo) | (p == hi), 0.5, 0.0))  # jnp.clip's gradient
+du2_kjax = (-y / q + (1 - y) / (1 - q)) / y.size * c * (p * (1 - p))  # (4, 1)
+show(L_kjax)
+show(du2_kjax.T)
+show(-np.log(1 - np.clip(p40, lo, hi)))  # z = 40, y = 0: the clip's 16.1; gradient 0
+against_reference(k_spec, Conventions(bce="keras-jax"), [L_kjax])
+'''),
+    Form("bce", "keras-torch", "Keras' BinaryCrossentropy on the torch backend; used by `keras-torch`",
+         "$$q_r = \\mathrm{clip}(p_r, \\epsilon, 1 - \\epsilon),\\ \\epsilon = 10^{-7}, \\qquad "
+         "L = -\\frac{1}{m}\\sum_r \\big[y_r \\log q_r + (1-y_r)\\log(1-q_r)\\big]$$\n\n"
+         "$$\\frac{\\partial L}{\\partial z_r} = \\frac{1}{m}\\,\\frac{q_r - y_r}{q_r(1-q_r)}\\,c_r\\,p_r(1-p_r), "
+         "\\qquad c_r = 1 \\text{ on } [\\epsilon, 1-\\epsilon] \\text{, bounds included, else } 0$$\n\n"
+         "The same clip, then torch's `F.binary_cross_entropy` on the clipped $q$: `bce=\"probs\"` above, whose "
+         "clamp at $-100$ and $\\max(\\cdot, 10^{-12})$ never act inside $[10^{-7}, 1 - 10^{-7}]$. It parts from "
+         "the JAX backend's form only at a bound (`torch.clip` passes the whole gradient there) and in rounding; "
+         "at $z = 40$ it gives the same 16.1.",
+         '''\
+q = np.clip(p, lo, hi)
+L_ktorch = -np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))
+c = ((p >= lo) & (p <= hi)).astype(float)  # torch.clip's gradient
+du2_ktorch = (q - y) / (q * (1 - q)) / y.size * c * (p * (1 - p))  # (4, 1)
+show(L_ktorch)
+show(du2_ktorch.T)
+against_reference(k_spec, Conventions(bce="keras-torch"), [L_ktorch])
+'''),
+    Form("momentum", "torch", "torch.optim.SGD, optax.sgd(momentum=...); used by `numpy`, `torch`, `torch-compiled`, "
+         "`jax`, `jax-scan`",
          "$$v \\leftarrow \\mu v + g, \\qquad w \\leftarrow w - \\eta v$$",
          '''\
 w, v, losses = start, [np.zeros_like(a) for a in start], []
@@ -255,7 +327,8 @@ show(v[0])  # the W0 buffer after two steps
 show(w_torch[0])  # W0 after two steps
 against_reference(m_spec, Conventions(momentum="torch"), losses, params=w_torch)
 '''),
-    Form("momentum", "keras", "keras.optimizers.SGD",
+    Form("momentum", "keras", "keras.optimizers.SGD, on every backend; used by `keras`, `keras-xla`, `keras-jax`, "
+         "`keras-torch`",
          "$$v \\leftarrow \\mu v - \\eta g, \\qquad w \\leftarrow w + v$$",
          '''\
 w, v, losses = start, [np.zeros_like(a) for a in start], []
@@ -269,7 +342,7 @@ show(w[0])  # W0 after two steps
 max(float(np.max(np.abs(a - b))) for a, b in zip(w, w_torch)) < 1e-15  # the two forms: rounding apart
 against_reference(m_spec, Conventions(momentum="keras"), losses, params=w)
 '''),
-    Form("adam", "torch", "torch.optim.Adam",
+    Form("adam", "torch", "torch.optim.Adam; used by `torch`, `torch-compiled`",
          "$$m \\leftarrow m + (1-\\beta_1)(g - m), \\qquad v \\leftarrow \\beta_2 v + (1-\\beta_2)\\,g^2$$\n\n"
          "$$w \\leftarrow w - \\frac{\\eta}{1-\\beta_1^t}\\cdot\\frac{m}{\\sqrt{v}/\\sqrt{1-\\beta_2^t} + \\epsilon}$$\n\n"
          "That is $\\eta\\,\\hat m/(\\sqrt{\\hat v}+\\epsilon)$ with $\\epsilon$ added to $\\sqrt{\\hat v}$, in "
@@ -285,7 +358,7 @@ show(v1[4].T)  # its second moment
 show((w_torch[4] - K2).T)  # K2's update
 against_reference(k_spec, Conventions(adam="torch", bce="probs"), [L_probs], k_grads_probs, w_torch)
 '''),
-    Form("adam", "keras", "keras.optimizers.Adam",
+    Form("adam", "keras", "keras.optimizers.Adam on TensorFlow and JAX; used by `keras`, `keras-xla`, `keras-jax`",
          "$$m \\leftarrow m + (1-\\beta_1)(g - m), \\qquad v \\leftarrow v + (1-\\beta_2)(g^2 - v)$$\n\n"
          "$$\\alpha = \\eta\\,\\frac{\\sqrt{1-\\beta_2^t}}{1-\\beta_1^t}, \\qquad "
          "w \\leftarrow w - \\frac{\\alpha\\, m}{\\sqrt{v} + \\epsilon}$$\n\n"
@@ -302,20 +375,50 @@ show((w_keras[4] - K2).T)  # K2's update
 show(max(float(np.max(np.abs(a - b))) for a, b in zip(w_keras, w_torch)))  # largest difference from torch's form
 against_reference(k_spec, Conventions(adam="keras", bce="logits"), [L_logits], k_grads, w_keras)
 '''),
-    Form("adam", "optax", "optax.adam; the numpy implementation",
+    Form("adam", "keras-torch", "keras.optimizers.Adam on the torch backend; used by `keras-torch`",
+         "$$m \\leftarrow \\beta_1 m + (1-\\beta_1)\\,g, \\qquad v \\leftarrow \\beta_2 v + (1-\\beta_2)\\,g^2, "
+         "\\qquad w \\leftarrow w - \\frac{\\alpha\\, m}{\\sqrt{v} + \\epsilon}$$\n\n"
+         "Keras' step size $\\alpha$ and $\\epsilon$ as above; the moments by torch's foreach ops "
+         "(`_foreach_mul_`, then `_foreach_add_(alpha=1 - beta_1)`), rounded in that order instead of Keras' "
+         "$m + (1-\\beta_1)(g - m)$. From zero moments the two orders round alike; they part from $t = 2$.",
+         '''\
+k_grads_ktorch = backprop(du2_ktorch)
+m1 = [mi * b1 + (1 - b1) * g for mi, g in zip(zeros, k_grads_ktorch)]
+v1 = [vi * b2 + (1 - b2) * (g * g) for vi, g in zip(zeros, k_grads_ktorch)]
+w_ktorch = [w - (mi * alpha) / (np.sqrt(vi) + eps) for w, mi, vi in zip(k_start, m1, v1)]  # alpha: Keras', above
+show((w_ktorch[4] - K2).T)  # K2's update
+against_reference(k_spec, Conventions(adam="keras-torch", bce="keras-torch"), [L_ktorch], k_grads_ktorch, w_ktorch)
+'''),
+    Form("adam", "textbook", "Kingma & Ba's Algorithm 1, as written; used by `numpy`",
          "$$m \\leftarrow (1-\\beta_1)\\,g + \\beta_1 m, \\qquad v \\leftarrow (1-\\beta_2)\\,g^2 + \\beta_2 v$$\n\n"
          "$$\\hat m = \\frac{m}{1-\\beta_1^t}, \\qquad \\hat v = \\frac{v}{1-\\beta_2^t}, \\qquad "
          "w \\leftarrow w - \\eta\\,\\frac{\\hat m}{\\sqrt{\\hat v} + \\epsilon}$$\n\n"
-         "Kingma & Ba's algorithm as written in the paper, in optax's order of operations "
-         "(`scale_by_adam`, then `scale_by_learning_rate`).",
+         "The algorithm as written in the paper, each bias correction a division.",
          '''\
 m1 = [(1 - b1) * g + b1 * mi for mi, g in zip(zeros, k_grads)]
 v1 = [(1 - b2) * (g * g) + b2 * vi for vi, g in zip(zeros, k_grads)]
 m_hat = [mi / (1 - b1 ** t) for mi in m1]
 v_hat = [vi / (1 - b2 ** t) for vi in v1]
+w_textbook = [w - lr * (mh / (np.sqrt(vh) + eps)) for w, mh, vh in zip(k_start, m_hat, v_hat)]
+show((w_textbook[4] - K2).T)  # K2's update
+against_reference(k_spec, Conventions(adam="textbook", bce="logits"), [L_logits], k_grads, w_textbook)
+'''),
+    Form("adam", "optax", "optax.adam; used by `jax`, `jax-scan`",
+         "$$\\hat m = m \\cdot \\frac{1}{1-\\beta_1^t}, \\qquad \\hat v = v \\cdot \\frac{1}{1-\\beta_2^t}, "
+         "\\qquad w \\leftarrow w + (-\\eta)\\,\\frac{\\hat m}{\\sqrt{\\hat v} + \\epsilon}$$\n\n"
+         "The textbook's maths and moments, in optax's order of operations (`scale_by_adam`, then "
+         "`scale_by_learning_rate`). Its bias correction divides by a scalar inside a jitted function, which XLA "
+         "compiles as a multiplication by the reciprocal: one rounding away from the division for some values.",
+         '''\
+k_grads_optax = backprop(du2_optax)
+m1 = [(1 - b1) * g + b1 * mi for mi, g in zip(zeros, k_grads_optax)]
+v1 = [(1 - b2) * (g * g) + b2 * vi for vi, g in zip(zeros, k_grads_optax)]
+m_hat = [mi * (1 / (1 - b1 ** t)) for mi in m1]  # the division, as XLA compiles it
+v_hat = [vi * (1 / (1 - b2 ** t)) for vi in v1]
 w_optax = [w + -lr * (mh / (np.sqrt(vh) + eps)) for w, mh, vh in zip(k_start, m_hat, v_hat)]
 show((w_optax[4] - K2).T)  # K2's update
-against_reference(k_spec, Conventions(adam="optax", bce="logits"), [L_logits], k_grads, w_optax)
+show(0.013 / (1 - b1) - 0.013 * (1 / (1 - b1)))  # a division and its reciprocal's product: one rounding apart
+against_reference(k_spec, Conventions(adam="optax", bce="optax"), [L_optax], k_grads_optax, w_optax)
 '''),
 ]
 
@@ -396,7 +499,7 @@ def document() -> list[tuple[str, str]]:
                "identity. For the MSE, $\\delta_{n-1} = \\frac{2}{m}(\\hat y - y) \\odot f_{n-1}'(z_{n-1})$.\n\n"
                "### seed-numpy"),
         ("code", NUMPY_BACKPROP),
-        ("md", "### seed-keras\n\nThe same recursion through two relu layers, from either BCE form's "
+        ("md", "### seed-keras\n\nThe same recursion through two relu layers, from each BCE form's "
                "$\\partial L/\\partial u_2$:"),
         ("code", KERAS_BACKPROP),
         ("md", "## The optimizers\n\n### Plain SGD (seed-numpy's first step)\n\n"
