@@ -249,8 +249,6 @@ ADAM = {"torch": adam_torch, "keras": adam_keras, "optax": adam_optax, "keras-to
 
 # Every form of each differing operation that the reference models, by `Conventions` field: convention detection
 # (`xor-rosetta verify`) tries each one listed here, so a form added to the reference is detected once it is listed.
-# Every form of each differing operation that the reference models, by `Conventions` field. Convention detection
-# (`xor-rosetta verify`) tries each one listed here, so a form added to the reference is detected once it is listed.
 FORMS: dict[str, tuple[str, ...]] = {"adam": tuple(ADAM), "momentum": tuple(MOMENTUM), "bce": tuple(BCE)}
 
 

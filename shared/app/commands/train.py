@@ -23,14 +23,14 @@ def run(a) -> int:
     from ...params import init_params, npz_bytes
     from ..progress import Progress
     from ..resources import check_fits
-    from ..runner import first_nonfinite, submit, train_alone, unavailable
+    from ..runner import first_nonfinite, submit, train_alone
     from ..workers import Pool
 
     registry.get_entry(a.impl)
     name, spec = choose_spec(a.preset, a.config, dtype=a.dtype, steps=a.steps, init=a.init)
-    reason = unavailable(a.impl)
+    reason = registry.load_problem(registry.get_entry(a.impl))  # a plug-in is imported here to find out
     if reason is not None:
-        raise XorRosettaError(reason)
+        raise XorRosettaError(f"implementation {a.impl!r} is unavailable: {reason}")
     check_fits(spec, 1, compare=False)  # a run that would not fit in memory stops here, before it starts
     out = writable_dir(a.out or f"runs/train-{a.impl}-{name}")
     params = init_params(spec)
