@@ -8,6 +8,10 @@ after the other specs, so state that one run leaves for the next (compiled graph
 too. Everything must be equal bit for bit: no tolerance. The two pools differ in both settings at once, to start
 each framework twice instead of four times; a difference would name both, and one rerun with one setting changed
 tells which. (tests/test_equivalence.py runs each implementation twice in the test process as well.)
+
+Each framework's start costs seconds in every pool (about 30 s for all nine, twice), so the default run covers
+numpy and the torch group (torch and torch-compiled share a worker: grouping is tested too), and the other
+implementations run with the `slow` tests (`pytest -m slow`, which CI runs).
 """
 from __future__ import annotations
 
@@ -31,14 +35,20 @@ SPECS = {
         layers=(2, 256, 256, 1), activations=("tanh", "relu", "sigmoid"), loss="bce", steps=50, batch_size=3,
         optimizer=Optimizer("sgd", lr=0.1, momentum=0.9), dtype="float32", init=Init("glorot-uniform", 4)),
 }
+DEFAULT = ("numpy", "torch", "torch-compiled")  # the others: pytest -m slow
 POOLS = {"jobs=1, OMP_NUM_THREADS=1": (1, "1"), "jobs=3, OMP_NUM_THREADS=2": (3, "2")}
 pytestmark = pytest.mark.xdist_group("determinism")  # one xdist worker computes the runs, once
 
 
+def tiered(names):
+    return [n if n in DEFAULT else pytest.param(n, marks=pytest.mark.slow) for n in names]
+
+
 @functools.cache
-def pool_runs() -> dict[str, dict]:
-    """pool label -> implementation -> repeat_runs(...) (or the error its worker ended with)."""
-    names = [n for n in IMPLS if registry.unavailable_reason(registry.REGISTRY[n]) is None]
+def pool_runs(slow: bool) -> dict[str, dict]:
+    """pool label -> implementation -> repeat_runs(...) (or the error its worker ended with), for the default
+    implementations or the slow ones."""
+    names = [n for n in IMPLS if registry.unavailable_reason(registry.REGISTRY[n]) is None and (n in DEFAULT) != slow]
     out = {}
     for label, (jobs, threads) in POOLS.items():
         with workers.Pool(jobs, env={"OMP_NUM_THREADS": threads}) as pool:
@@ -50,7 +60,7 @@ def pool_runs() -> dict[str, dict]:
 
 def in_pool(name: str, label: str):
     load_or_skip(name)  # skipped (or failed, in CI) with the reason when unavailable
-    got = pool_runs()[label][name]
+    got = pool_runs(name not in DEFAULT)[label][name]
     assert not isinstance(got, str), got
     return got
 
@@ -85,14 +95,14 @@ def _flat(pa, pb):
     return [(x, y) for (Wa, ba), (Wb, bb) in zip(pa, pb) for x, y in ((Wa, Wb), (ba, bb))]
 
 
-@pytest.mark.parametrize("name", IMPLS)
+@pytest.mark.parametrize("name", tiered(IMPLS))
 def test_twice_in_one_process(name):
     for label in POOLS:
         runs = in_pool(name, label)
         assert_identical([r[0] for r in runs], [r[1] for r in runs], f"{name}: first and second run, {label}")
 
 
-@pytest.mark.parametrize("name", IMPLS)
+@pytest.mark.parametrize("name", tiered(IMPLS))
 def test_same_in_two_processes_for_any_jobs_and_omp_num_threads(name):
     """Two processes, one of a pool with --jobs 1 and OMP_NUM_THREADS=1, one of a pool with --jobs 3 and
     OMP_NUM_THREADS=2: the same runs, and the same verdicts and numbers once judged against the reference (as

@@ -57,8 +57,9 @@ def replay_files(spec, params) -> str:
             f"--init {folder / 'init.npz'}")
 
 
-# each new spec costs them a compile (~0.5-3 s): a tenth of the examples
-FAST = {"torch-compiled", "keras-xla", "jax", "jax-scan", "keras-jax"}
+# each new spec costs them a compile (~0.5-3 s), or for keras a new model and fit's set-up (~1 s): a tenth of the
+# examples (HYPOTHESIS_PROFILE=thorough: 200 each)
+FAST = {"torch-compiled", "keras-xla", "jax", "jax-scan", "keras-jax", "keras"}
 
 
 @pytest.mark.parametrize("name", [n for n in registry.REGISTRY if n not in FAST])
