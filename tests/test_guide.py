@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import IMPLS, REQUIRE_ALL, load_or_skip
+from conftest import IMPLS, load_or_skip
 from xor_rosetta import registry
 from xor_rosetta.app import guide, seed
 from xor_rosetta.app.browser import Browser, find_chromium
@@ -240,10 +240,9 @@ def test_page_loads_nothing_by_its_markup(rendered):
 
 def _browser_or_skip():
     if find_chromium() is None:
-        reason = "no Chromium found (Debian: apt-get install chromium; or set XOR_ROSETTA_CHROMIUM)"
-        if REQUIRE_ALL:
-            pytest.fail(reason)
-        pytest.skip(reason)
+        # a skip, even under XOR_ROSETTA_REQUIRE_ALL (which is about frameworks): the README's test command must
+        # pass on a fresh machine; .ci/run installs Chromium first, so CI runs this test
+        pytest.skip("no Chromium found (Debian: apt-get install chromium; or set XOR_ROSETTA_CHROMIUM)")
     return Browser(width=1600, height=1000)
 
 
