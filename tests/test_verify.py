@@ -3,20 +3,24 @@ exactly that mistake; the scorecard, reports and exit statuses; the pytest entry
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from conftest import IMPLS, load_or_skip
-from mutants.numpy_mutants import MUTANTS, LrTwice, NumpyMLP
+from mutants.numpy_mutants import MUTANTS, Float32Tanh, LrTwice, NumpyMLP, WrongSign
 from mutants.seed_listing import SeedListingMLP
+from xor_rosetta import registry
 from xor_rosetta.app.cli import main
 from xor_rosetta.app.diagnose import CATALOGUE
-from xor_rosetta.app.testing import parametrize_with_checks
-from xor_rosetta.app.verify import CHECKS, BadTarget, Battery, verify
+from xor_rosetta.app.testing import Check, KnownDifference, declared_known_differences, parametrize_with_checks
+from xor_rosetta.app.verify import CHECKS, BadTarget, Battery, precision_checks, verify
 
 
-@parametrize_with_checks(IMPLS)  # the quick battery, one test per implementation and check: numpy-forward, ...
+# the quick battery, one test per implementation and check: numpy-forward, ...; keras-jax and keras-torch declare
+# a float64 known difference (float32 inside), so their precision checks are strict xfails that pass only as that
+@parametrize_with_checks(IMPLS)
 def test_builtin_passes(impl, check):
     check(load_or_skip(impl))  # the class conftest gives (one battery per class and worker)
 
@@ -55,7 +59,7 @@ def test_correct_copy_passes_the_full_battery(tmp_path, capsys):
     assert f"{len(CHECKS)} passed, 0 failed, 0 skipped" in out
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["level"] == "full" and report["passed"] and report["diagnosis"] is None
-    assert report["conventions"]["adam"]["form"] == "optax" and report["conventions"]["bce"]["form"] == "logits"
+    assert report["conventions"]["adam"]["form"] == "textbook" and report["conventions"]["bce"]["form"] == "logits"
     assert (tmp_path / "report.md").read_text().startswith("# verify: tests/mutants/numpy_mutants.py:NumpyMLP")
 
 
@@ -109,7 +113,7 @@ def test_conventions_are_detected_not_declared():
     assert r.passed
     assert {op: d["form"] for op, d in r.conventions.items()} == {"bce": "logits", "momentum": "torch",
                                                                   "adam": "torch"}
-    assert r.conventions["adam"]["consistent"] == ["torch", "optax"]  # the same maths, rounded in another order
+    assert r.conventions["adam"]["consistent"] == ["torch", "optax", "textbook"]  # the same maths, rounded otherwise
 
 
 # the pytest entry point used as a user would: the checks this mutant fails are strict expected failures
@@ -147,3 +151,84 @@ def test_readme_example(tmp_path, monkeypatch, capsys):
             [line.split(" in ")[0] for line in lines if " passed, " in line]
     assert rows(out) == rows(shown) and len(rows(out)[0]) == len(CHECKS)
     assert out[0] == shown[0]
+
+
+# ---------------------------------------------------------------------------------------------- known differences
+
+WHY = "tanh in float32 inside a float64 run, on purpose"
+
+
+class DeclaredFloat32(Float32Tanh):  # the float32 mutant, declaring it: Keras' case on JAX, in NumPy
+    known_differences = {"float64": WHY}
+
+
+class DeclaredButWrongSign(WrongSign):  # declares the same, and has another mistake
+    known_differences = {"float64": WHY}
+
+
+KNOWN_IDS = ["construction", "forward", "update_sgd", "determinism", "float32"]
+
+
+def test_known_difference_is_reported_as_such():
+    """The failures diagnosed as the declared cause are the known difference; they still fail."""
+    r = verify(DeclaredFloat32, level="quick", ids=KNOWN_IDS)
+    assert [(x.id, x.status, x.known) for x in r.results] == [
+        ("construction", "pass", None), ("forward", "fail", WHY), ("update_sgd", "fail", WHY),
+        ("determinism", "pass", None), ("float32", "pass", None)]
+    assert not r.passed and r.diagnosis is None and r.counts()["known"] == 2
+    text = "\n".join(r.lines())
+    assert f"known difference: {WHY}" in text and "likely cause" not in text
+    assert "each is diagnosed as float32 arithmetic inside a float64 run" in text
+    assert "3 passed, 2 failed (2 by the known difference), 0 skipped" in text
+    d = r.to_dict()
+    assert d["known_difference"]["checks"] == ["forward", "update_sgd"] and d["known_difference"]["declared"] == WHY
+    assert d["checks"][1]["known_difference"]["cause"] == "float32" and d["diagnosis"] is None
+    assert verify(DeclaredFloat32, dtype="float32", level="quick", ids=["forward", "update_sgd"]).passed
+
+
+def test_another_cause_is_a_normal_failure():
+    """A class that declares a known difference and fails by another cause: a failure, diagnosed as that cause."""
+    r = verify(DeclaredButWrongSign, level="quick", ids=["forward", "update_sgd"], exitfirst=True)
+    assert [(x.id, x.status, x.known) for x in r.results] == [("forward", "pass", None), ("update_sgd", "fail", None)]
+    assert r.diagnosis.cause.id == "wrong-sign" and r.counts()["known"] == 0
+    assert r.diagnosis.lines()[0].startswith("first failure: update_sgd")
+
+
+def test_cli_reports_the_known_difference(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(registry, "RUNTIME", {})
+    registry.register("declared-float32", DeclaredFloat32, "test class")
+    code = main(["verify", "declared-float32", "--quick", "--checks", "forward,update_sgd,determinism", "-x",
+                 "--out", str(tmp_path), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 1, out  # it does disagree; -x does not stop at a known difference
+    assert re.search(r"^forward +known ", out, re.M) and f"known difference: {WHY}" in out
+    assert "1 passed, 2 failed (2 by the known difference), 0 skipped" in out
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["counts"] == {"pass": 1, "fail": 2, "skip": 0, "known": 2}
+    assert report["known_difference"]["cause"]["id"] == "float32" and report["diagnosis"] is None
+    assert "## Known difference" in (tmp_path / "report.md").read_text()
+
+
+@parametrize_with_checks([DeclaredFloat32], checks=KNOWN_IDS)  # forward, update_sgd: strict xfails, by the rule
+def test_known_difference_xfails(impl, check):
+    check(impl)
+
+
+def test_known_difference_marks():
+    """The xfails: exactly the precision checks, strict, the declared text as the reason, and only a
+    KnownDifference (another failure fails); a built-in's declaration is read from its source at collection."""
+    for impl in (DeclaredFloat32, "keras-jax", "keras-torch"):
+        why = declared_known_differences(impl)["float64"]
+        marks = {p.values[1].id: [m for m in p.marks if m.name == "xfail"]
+                 for p in parametrize_with_checks([impl]).args[1]}
+        assert [c for c, m in marks.items() if m] == precision_checks()
+        assert all(m[0].kwargs == {"reason": why, "strict": True, "raises": KnownDifference}
+                   for m in marks.values() if m)
+    assert not any(m.name == "xfail" for p in parametrize_with_checks(["numpy"]).args[1] for m in p.marks)
+    assert declared_known_differences("numpy") == {}
+    with pytest.raises(AssertionError) as e:  # another cause, in an expected failure: not a KnownDifference
+        Check("update_sgd", known=WHY)(DeclaredButWrongSign)
+    assert not isinstance(e.value, KnownDifference) and "wrong-sign" not in str(e.value)
+    assert "the update climbs the gradient" in str(e.value)
+    with pytest.raises(AssertionError, match="expected to fail by the known difference 'other'"):
+        Check("forward", known="other")(DeclaredFloat32)  # what collection read must be what the class declares

@@ -8,6 +8,13 @@ The implementation is anything that builds an MLP from `(spec, params)`: a class
 `xor_rosetta.app.protocol`. It may declare the options it supports in a class attribute `supports`
 (see `SUPPORT_KEYS`); a check that needs another option is skipped, and listed, not failed.
 
+An implementation may also declare a known difference per dtype (`known_differences`, e.g. Keras on JAX or torch
+computing in float32 inside a float64 run). In that dtype every failing check is diagnosed, and one diagnosed as the
+cause the declaration stands for, and nothing else (`diagnose.KNOWN_CAUSES`), is reported as a failure by the known
+difference, with the declared text: it still fails (exit status 1), but the report says its cause is the declared
+one. Any other failure is reported and diagnosed as usual. `precision_checks()` names the checks such a difference
+can fail, and the only ones (`JUDGES`); `xor_rosetta.app.testing` makes them strict expected failures.
+
 Checks share work: each runs one or more *scripts* (a spec, initial weights and the calls to make: params(),
 forward, loss, gradients, train() calls with checkpoints), and every script runs once per implementation, however
 many checks read it. The reference runs the same script, in the detected conventions.
@@ -64,6 +71,7 @@ class Subject:
     source: str = ""
     declared: Conventions | None = None  # conventions the class itself declares (None: not declared)
     supports: dict = field(default_factory=lambda: dict(SUPPORT_KEYS))
+    known_differences: dict = field(default_factory=dict)  # dtype -> the cause it declares of disagreeing there
 
     def unsupported(self, spec: Spec) -> str | None:
         """Why `spec` uses an option the implementation does not declare (None: it does)."""
@@ -115,6 +123,15 @@ def declared_supports(cls) -> dict:
     return out
 
 
+def declared_known_differences(cls) -> dict:
+    """`cls.known_differences`, checked: a dict of dtypes to the declared cause, in words (missing: {})."""
+    raw = getattr(cls, "known_differences", None) or {}
+    if not isinstance(raw, dict) or not all(k in DTYPES and isinstance(v, str) and v for k, v in raw.items()):
+        raise BadTarget(f"{getattr(cls, '__name__', cls)}.known_differences must be a dict of dtypes "
+                        f"({', '.join(DTYPES)}) to the cause in words, got {raw!r}")
+    return dict(raw)
+
+
 def subject_for(target, name: str | None = None) -> Subject:
     """A Subject from a registry name (built-in, plug-in, `module:Class`, `file.py:Class`), a class, a factory,
     or a Subject."""
@@ -128,12 +145,13 @@ def subject_for(target, name: str | None = None) -> Subject:
         else:
             cls = registry.load(target)  # unavailable: UnavailableError says why and how to install
         source = "built-in" if entry.builtin else entry.summary
-        return Subject(name or target, cls, source, declared_conventions(cls), declared_supports(cls))
+        return Subject(name or target, cls, source, declared_conventions(cls), declared_supports(cls),
+                       declared_known_differences(cls))
     if not callable(target):
         raise BadTarget(f"cannot verify {target!r}: give a class or a factory (spec, params) -> MLP")
     label = name or getattr(target, "name", None) or getattr(target, "__name__", None) or type(target).__name__
     return Subject(str(label), target, f"{getattr(target, '__module__', '')}.{getattr(target, '__qualname__', '')}",
-                   declared_conventions(target), declared_supports(target))
+                   declared_conventions(target), declared_supports(target), declared_known_differences(target))
 
 
 # ---------------------------------------------------------------------------------------------------- scripts
@@ -334,10 +352,31 @@ def array_report(got: Params, want: Params, allowed: float) -> list[str]:
     return [n for d, n in sorted(over, key=lambda t: -t[0]) if d > allowed]
 
 
-def floor_for(battery: "Battery", script: Script, conv: Conventions) -> Floor:
-    """How far one rounding per operation moves the reference on this script (measured once, when needed)."""
-    key = (script.key, script.steps, conv)
+class Round32:
+    """A Reference jitter that rounds every activation and gradient to float32 (kept as float64): float32 arithmetic
+    inside a float64 run, at the least. Its distance from the exact reference is the rounding floor of the float32
+    policy judging a float64 run (`floor_for`)."""
+
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            r = np.asarray(a, dtype=np.float32).astype(a.dtype)
+        return np.where(np.isfinite(r) | ~np.isfinite(a), r, a)  # beyond float32's range: left as it is
+
+
+def floor_for(battery: "Battery", script: Script, conv: Conventions, rounding: str | None = None) -> Floor:
+    """How far one rounding per operation moves the reference on this script (measured once, when needed).
+
+    `rounding`: the dtype whose rounding is modelled, default the script's (one ulp up or down per operation,
+    `JITTER_RUNS`). float32 on a float64 script (the float32 policy judging a float64 run, as the diagnosis of float32
+    arithmetic does): how far rounding every activation and gradient to float32 moves the float64 reference
+    (`Round32`), which follows the script's conditioning where a one-ulp float32 jitter would not (a sigmoid
+    saturated at 1 - 1e-13 stays clipped when rounded to 1, but a float32 ulp down takes it inside BCE's clip)."""
+    rounding = rounding or script.spec.dtype
+    key = (script.key, script.steps, conv, rounding)
     if key not in battery.floors:
+        if rounding != script.spec.dtype:
+            battery.floors[key] = _rounded_floor(battery, script, conv, Round32())
+            return battery.floors[key]
         spec, ref = script.spec, battery.reference(script, conv)
         x, y = xor_data(spec.dtype)
         fl = rounding_floor(spec, script.params, conv, ref.history(), script.checkpoints, x, y, steps=script.steps)
@@ -352,12 +391,36 @@ def floor_for(battery: "Battery", script: Script, conv: Conventions) -> Floor:
     return battery.floors[key]
 
 
+def _rounded_floor(battery: "Battery", script: Script, conv: Conventions, rounding) -> Floor:
+    """|rounded - exact| of every part `compare` judges: the script run on the reference with `rounding` as its
+    jitter, against the exact reference (a NaN counts as no evidence of rounding: 0)."""
+    ref = battery.reference(script, conv)
+    fl = Floor(params={k: 0.0 for k in ref.checkpoints}, loss=np.zeros(len(ref.loss)))
+    fl.outputs, fl.loss0 = 0.0, 0.0
+    j = run_script(lambda s, p: Reference(s, p, conv, rounding), script)
+    if j.error is not None or ref.error is not None:
+        return fl
+
+    def gap(a, b):
+        return float(np.nan_to_num(np.max(np.abs(np.asarray(a) - np.asarray(b)), initial=0.0), nan=0.0))
+
+    if script.probe:
+        fl.outputs = fl.forward = gap(j.outputs, ref.outputs)
+        fl.loss0 = gap(j.loss0, ref.loss0)
+        fl.gradient = max(gap(a, b) for (_, a), (_, b) in zip(names(j.grads), names(ref.grads)))
+    fl.params = {k: max(gap(a, b) for (_, a), (_, b) in zip(names(j.checkpoints[k]), names(ref.checkpoints[k])))
+                 for k in fl.params}
+    fl.loss = np.nan_to_num(np.abs(j.loss - ref.loss), nan=0.0)
+    return fl
+
+
 def compare(battery: "Battery", script: Script, got: Record, want: Record, conv: Conventions, parts,
             policy: str | None = None) -> Outcome:
     """`got` against `want` on `parts`, by the tolerance policy of `policy` (default: the script's dtype).
 
     Each part is judged in PARTS order; the first that DISAGREES decides where the failure is. The rounding floor
-    of the reference (in `conv`) is measured only when something exceeds its tolerance.
+    of the reference (in `conv`), of the policy's dtype (`floor_for`), is measured only when something exceeds its
+    tolerance.
     """
     if got.error is not None:
         return Outcome(DISAGREES, math.inf, 0.0, None, f"error: {got.error}", Where("error"), got.error)
@@ -366,7 +429,7 @@ def compare(battery: "Battery", script: Script, got: Record, want: Record, conv:
 
     def get_floor():
         if floor[0] is None:
-            floor[0] = floor_for(battery, script, conv)
+            floor[0] = floor_for(battery, script, conv, dtype)
         return floor[0]
 
     def add(status, diff, allowed, fl, words, where):
@@ -499,12 +562,18 @@ class CheckResult:
     conventions: Conventions | None = None  # the reference's conventions in that comparison
     parts: tuple[str, ...] = ()
     data: dict = field(default_factory=dict)
+    known: str | None = None  # FAIL by the subject's declared known difference in this dtype: the declared text
+    diagnosis: object | None = None  # xor_rosetta.app.diagnose.Diagnosis, where the battery diagnosed the failure
 
     def to_dict(self) -> dict:
+        known = {}
+        if self.known is not None:
+            cause, evidence = self.diagnosis.causes[0]
+            known = {"known_difference": {"declared": self.known, "cause": cause.id, "evidence": evidence}}
         return {"id": self.id, "status": self.status, "verdict": self.verdict,
                 "diff": _num(self.diff), "allowed": _num(self.allowed), "detail": self.detail,
                 "where": None if self.where is None else self.where.to_dict(),
-                "script": self.script, **({"data": self.data} if self.data else {})}
+                "script": self.script, **known, **({"data": self.data} if self.data else {})}
 
 
 def _num(v):
@@ -620,8 +689,24 @@ class Battery:
                 self.results[cid] = CheckResult(cid, SKIP, str(s))
             finally:
                 self.running.discard(cid)
+            self._explain(self.results[cid])
             self.results[cid].data.setdefault("seconds", round(time.perf_counter() - start, 3))
         return self.results[cid]
+
+    @property
+    def known_difference(self) -> str | None:
+        """The subject's declared known difference in this battery's dtype, if any."""
+        return self.subject.known_differences.get(self.dtype)
+
+    def _explain(self, res: CheckResult) -> None:
+        """A failure in a dtype with a declared known difference: diagnosed now, and marked `known` when the
+        diagnosis is the cause such a declaration stands for (`diagnose.KNOWN_CAUSES`) and nothing else."""
+        if res.status != FAIL or self.known_difference is None:
+            return
+        from .diagnose import diagnose, explained_by_known_difference
+        res.diagnosis = diagnose(self, res)
+        if explained_by_known_difference(res.diagnosis, self.dtype):
+            res.known = self.known_difference
 
     def run_all(self, ids=None, exitfirst: bool = False, progress=None) -> list[CheckResult]:
         start, out = time.perf_counter(), []
@@ -629,7 +714,7 @@ class Battery:
             if progress:
                 progress(c, i)
             out.append(self.run(c))
-            if exitfirst and out[-1].status == FAIL:
+            if exitfirst and out[-1].status == FAIL and out[-1].known is None:
                 break
         self.seconds += time.perf_counter() - start
         return out
@@ -842,7 +927,8 @@ def _detection(b: Battery, cid: str, op: str, key: str, parts, upto: int | None 
         if declared and declared not in consistent:
             detail += f"; it declares {declared!r}, which disagrees"
         return result_from(cid, [outcomes[form]], detail, {"form": form, "consistent": consistent})
-    closest = min(outcomes, key=lambda f: outcomes[f][1].ratio)
+    declared = b.detected[op]["declared"]
+    closest = min(outcomes, key=lambda f: (outcomes[f][1].ratio, f != declared))  # a tie goes to the declared form
     return result_from(cid, [outcomes[closest]], f"{op} form: none of {', '.join(FORMS[op])} (closest: {closest})",
                        {"form": None, "closest": closest})
 
@@ -1024,6 +1110,24 @@ CHECKS: dict[str, Callable[[Battery], CheckResult]] = {
     "preset_seed_keras": check_preset_seed_keras,
     "random_specs": check_random_specs,
 }
+JUDGES: dict[str, str] = {  # what each check holds the implementation's answers against
+    "construction": "given",  # params() against the weights it was given: no arithmetic, nothing to round
+    "determinism": "itself", "continuation": "itself",  # one run of its own against another, bit for bit
+    "float32": "float32",  # a float32 run against a float32 reference, whatever the battery's dtype
+    **{c: "reference" for c in ("forward", "loss", "gradients", "update_sgd", "update_momentum", "update_adam",
+                                "loss_bce", "minibatch_order", "steps_10", "steps_1000", "activations_losses",
+                                "preset_seed_numpy", "preset_seed_keras", "random_specs")},
+}  # "reference": numbers it computes, against the reference in the battery's dtype, by that dtype's tolerances
+assert JUDGES.keys() == CHECKS.keys()
+
+
+def precision_checks() -> list[str]:
+    """The checks that judge the numbers an implementation computes against the reference in the battery's dtype
+    (JUDGES "reference"): those a difference of precision in that dtype fails (a declared known difference such
+    as float32 arithmetic inside a float64 run), and the only ones."""
+    return [c for c in CHECKS if JUDGES[c] == "reference"]
+
+
 DETECTORS = {"adam": "update_adam", "momentum": "update_momentum", "bce": "loss_bce"}  # op -> the check that
 # detects its form, in the order they are detected (each detection judges in the forms found before it)
 
@@ -1042,15 +1146,50 @@ class Report:
     level: str
     results: list[CheckResult]
     conventions: dict  # op -> detection
-    diagnosis: object | None  # xor_rosetta.app.diagnose.Diagnosis of the first failure
+    diagnosis: object | None  # xor_rosetta.app.diagnose.Diagnosis of the first failure not by a known difference
     seconds: float
 
     @property
     def passed(self) -> bool:
+        """No check fails: a failure by a declared known difference is a failure too (it does disagree)."""
         return all(r.status != FAIL for r in self.results)
 
+    @property
+    def known(self) -> list[CheckResult]:
+        """The failures by the subject's declared known difference in this dtype (each diagnosed as its cause)."""
+        return [r for r in self.results if r.known is not None]
+
     def counts(self) -> dict:
-        return {k: sum(r.status == k for r in self.results) for k in (PASS, FAIL, SKIP)}
+        """pass, fail, skip, and known: the failures (counted in fail too) by the declared known difference."""
+        return {**{k: sum(r.status == k for r in self.results) for k in (PASS, FAIL, SKIP)}, "known": len(self.known)}
+
+    def summary(self) -> str:
+        c = self.counts()
+        by = f" ({c['known']} by the known difference)" if c["known"] else ""
+        return f"{c[PASS]} passed, {c[FAIL]} failed{by}, {c[SKIP]} skipped in {self.seconds:.1f} s"
+
+    def known_lines(self) -> list[str]:
+        """The declared known difference, the checks that disagree by it, and the evidence of the first."""
+        if not self.known:
+            return []
+        first = self.known[0]
+        cause, evidence = first.diagnosis.causes[0]
+        n = len(self.known)
+        return [f"known difference: {first.known}",
+                f"{n} check{'s' if n > 1 else ''} disagree{'' if n > 1 else 's'} by it alone "
+                f"({', '.join(r.id for r in self.known)}): each is diagnosed as {cause.title}, the cause "
+                f"{self.subject.name} declares for {self.dtype}",
+                f"evidence ({first.id}): {evidence}"]
+
+    def verdict_text(self, r: CheckResult) -> str:
+        return r.verdict + ("; known difference" if r.known is not None else "") + (f"; {r.detail}" if r.detail else "")
+
+    def to_dict_known(self) -> dict | None:
+        if not self.known:
+            return None
+        cause = self.known[0].diagnosis.causes[0][0]
+        return {"dtype": self.dtype, "declared": self.known[0].known, "cause": {"id": cause.id, "title": cause.title},
+                "checks": [r.id for r in self.known]}
 
     def convention_line(self) -> str:
         parts = []
@@ -1059,6 +1198,10 @@ class Report:
             if d is None:
                 continue
             others = [f for f in d["consistent"] if f != d["form"]]
+            check = next((r for r in self.results if r.id == DETECTORS[op]), None)
+            if d["form"] is None and check is not None and check.known is not None:
+                parts.append(f"{op} not told apart, under the known difference (closest: {check.data.get('closest')})")
+                continue
             parts.append(f"{op} {d['form'] or 'none of ' + '/'.join(FORMS[op])}" +
                          (f" (also consistent: {', '.join(others)})" if others else ""))
         return "conventions detected: " + ("; ".join(parts) if parts else "none tested")
@@ -1071,14 +1214,12 @@ class Report:
         for r in self.results:
             measured = "" if r.diff is None else f"{r.diff:.2g}"
             allowed = "" if r.allowed is None else f"{r.allowed:.2g}"
-            text = r.verdict + (f"; {r.detail}" if r.detail else "")
-            out.append(f"{r.id:<{w}}  {r.status.upper() if r.status == FAIL else r.status:<6}  {measured:>9}  "
-                       f"{allowed:>9}  {text}")
-        c = self.counts()
-        out += ["", self.convention_line()]
+            result = "known" if r.known is not None else r.status.upper() if r.status == FAIL else r.status
+            out.append(f"{r.id:<{w}}  {result:<6}  {measured:>9}  {allowed:>9}  {self.verdict_text(r)}")
+        out += ["", self.convention_line()] + self.known_lines()
         if self.diagnosis is not None:
             out += self.diagnosis.lines()
-        out.append(f"{c[PASS]} passed, {c[FAIL]} failed, {c[SKIP]} skipped in {self.seconds:.1f} s")
+        out.append(self.summary())
         return out
 
     def to_dict(self) -> dict:
@@ -1087,22 +1228,25 @@ class Report:
                 "supports": {k: list(v) for k, v in self.subject.supports.items()},
                 "declared_conventions": None if self.subject.declared is None else self.subject.declared.to_dict(),
                 "conventions": self.conventions,
+                "declared_known_differences": dict(self.subject.known_differences),
                 "checks": [dict(r.to_dict(), measures=describe(r.id)) for r in self.results],
+                "known_difference": self.to_dict_known(),
                 "diagnosis": None if self.diagnosis is None else self.diagnosis.to_dict(),
                 "seconds": round(self.seconds, 2)}
 
     def markdown(self) -> str:
-        d = self.to_dict()
         out = [f"# verify: {self.subject.name}", "",
                f"{self.subject.source or 'implementation'}; {self.dtype}; {self.level} battery; "
-               f"{d['counts'][PASS]} passed, {d['counts'][FAIL]} failed, {d['counts'][SKIP]} skipped "
-               f"in {self.seconds:.1f} s.", "",
+               f"{self.summary()}.", "",
                "| check | what it measures | result | measured | tolerance | verdict |", "|---|---|---|---:|---:|---|"]
         for r in self.results:
-            text = (r.verdict + (f"; {r.detail}" if r.detail else "")).replace("|", "\\|")
-            out.append(f"| {r.id} | {describe(r.id)} | {r.status} | {'' if r.diff is None else f'{r.diff:.2g}'} | "
+            text = self.verdict_text(r).replace("|", "\\|")
+            status = "fail (known difference)" if r.known is not None else r.status
+            out.append(f"| {r.id} | {describe(r.id)} | {status} | {'' if r.diff is None else f'{r.diff:.2g}'} | "
                        f"{'' if r.allowed is None else f'{r.allowed:.2g}'} | {text} |")
         out += ["", self.convention_line()]
+        if self.known:
+            out += ["", "## Known difference", ""] + [f"- {line}" for line in self.known_lines()]
         if self.diagnosis is not None:
             out += ["", "## Diagnosis", ""] + [f"- {line}" for line in self.diagnosis.lines()]
         return "\n".join(out) + "\n"
@@ -1111,15 +1255,22 @@ class Report:
 def verify(target, dtype: str = "float64", level: str = "full", ids=None, exitfirst: bool = False,
            progress: Callable[[str, int], None] | None = None) -> Report:
     """Run the battery (or the checks `ids`) on `target`, and diagnose the first failure; `exitfirst` stops
-    the battery there. `target`: a registry name, a class, a factory, a Subject or a Battery."""
+    the battery there. `target`: a registry name, a class, a factory, a Subject or a Battery.
+
+    In a dtype for which the subject declares a known difference (`known_differences`), every failure is
+    diagnosed; those diagnosed as the cause the declaration stands for (`diagnose.KNOWN_CAUSES`), and nothing
+    else, are failures by the known difference (`CheckResult.known`, reported as such; they still fail, and
+    `exitfirst` does not stop at them); the first other failure is the one diagnosed in the report."""
     b = target if isinstance(target, Battery) else Battery(target, dtype, level)
     unknown = [c for c in ids or () if c not in CHECKS]
     if unknown:
         raise BadTarget(f"unknown check {unknown[0]!r}; choose from: {', '.join(CHECKS)}")
     results = b.run_all(ids, exitfirst, progress)
-    first = next((r for r in results if r.status == FAIL), None)
+    first = next((r for r in results if r.status == FAIL and r.known is None), None)
     diagnosis = None
     if first is not None:
         from .diagnose import diagnose
-        diagnosis = diagnose(b, first)
+        diagnosis = first.diagnosis or diagnose(b, first)
+        if any(r.known is not None for r in results):
+            diagnosis = dataclasses.replace(diagnosis, label="first other failure")
     return Report(b.subject, b.dtype, b.level, results, dict(b.detected), diagnosis, b.seconds)

@@ -18,7 +18,8 @@ def add_arguments(sp) -> None:
     sp.add_argument("--quick", action="store_true", help="the quick battery: seed-numpy to 1,000 of its 10,000 steps, "
                     "1 random spec instead of 20")
     sp.add_argument("--checks", metavar="a,b,...", help="run only these checks (ids as in the scorecard)")
-    sp.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failing check")
+    sp.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failing check (not at one that "
+                    "fails by the implementation's declared known difference in this dtype)")
     sp.add_argument("--out", metavar="DIR", help="where report.md and report.json go (default runs/verify-NAME)")
 
 
