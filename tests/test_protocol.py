@@ -53,8 +53,8 @@ def test_documented_transcript():
 def test_node_implementation_passes_verify(tmp_path, capsys):
     assert main(["verify", "--cmd", f"{NODE} {MLP_JS}", "--quick", "--out", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "conventions detected: adam optax (also consistent: torch); momentum torch (also consistent: keras); " \
-           "bce logits" in out
+    assert "conventions detected: adam optax (also consistent: torch, textbook); momentum torch (also consistent: " \
+           "keras); bce logits (also consistent: optax)" in out
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["implementation"] == "node-mlp" and report["passed"]
     statuses = {c["id"]: c["status"] for c in report["checks"]}

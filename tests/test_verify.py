@@ -19,8 +19,13 @@ from xor_rosetta.app.verify import CHECKS, BadTarget, Battery, precision_checks,
 
 
 # the quick battery, one test per implementation and check: numpy-forward, ...; keras-jax and keras-torch declare
-# a float64 known difference (float32 inside), so their precision checks are strict xfails that pass only as that
-@parametrize_with_checks(IMPLS)
+# a float64 known difference (float32 inside), so their precision checks are strict xfails that pass only as that.
+# The built-ins' own tests (tests/test_equivalence.py) cover them by default; these batteries, a second proof that
+# verify passes a correct implementation, run for numpy and torch by default, for the others with -m slow.
+QUICK_TIER = ("numpy", "torch")
+
+
+@parametrize_with_checks(IMPLS, marks=lambda impl: () if impl in QUICK_TIER else [pytest.mark.slow])
 def test_builtin_passes(impl, check):
     check(load_or_skip(impl))  # the class conftest gives (one battery per class and worker)
 

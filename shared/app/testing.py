@@ -129,7 +129,7 @@ class Check:
 
 
 def parametrize_with_checks(impls, *, expected_failed_checks=None, level: str = "quick", dtype: str = "float64",
-                            checks=None):
+                            checks=None, marks=None):
     """`pytest.mark.parametrize("impl, check", ...)` over every implementation and check (or the ids `checks`).
 
     `impls`: classes, factories `(spec, params) -> MLP`, or registry names (built-ins, plug-ins, `module:Class`,
@@ -138,10 +138,12 @@ def parametrize_with_checks(impls, *, expected_failed_checks=None, level: str = 
     Expected failures: those of `expected_failed_checks` (strict, any failure), and, for an implementation that
     declares a known difference in `dtype`, the checks of `xor_rosetta.app.verify.precision_checks()` (strict, with
     the declared text as the reason, and only a failure by that difference: see the module's docstring). A check
-    named in `expected_failed_checks` keeps the reason given there.
+    named in `expected_failed_checks` keeps the reason given there. `marks(impl)`: more pytest marks for every check
+    of `impl` (say, `[pytest.mark.slow]`).
     """
     import pytest
     grouped = importlib.util.find_spec("xdist") is not None
+    extra = marks or (lambda impl: ())
     params = []
     for impl in impls:
         name = impl_name(impl)
@@ -152,6 +154,7 @@ def parametrize_with_checks(impls, *, expected_failed_checks=None, level: str = 
         known = declared_known_differences(impl).get(dtype)
         for cid in checks or CHECKS:
             marks = [pytest.mark.xdist_group(f"xor-rosetta-{name}")] if grouped else []
+            marks += list(extra(impl))
             by_known = known if cid in precision_checks() and cid not in expected else None
             if cid in expected:
                 marks.append(pytest.mark.xfail(reason=expected[cid], strict=True))
