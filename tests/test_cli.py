@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SLOW, load_or_skip
+from conftest import load_or_skip
 from xor_rosetta import registry
 
 EXE = Path(sys.executable).parent / "xor-rosetta"
@@ -106,9 +106,15 @@ def test_compare_json(tmp_path):
     assert json.loads(p.stdout)["ok"] is False
 
 
+CHECK_DEFAULT = ("numpy", "torch", "keras", "jax")  # one per framework; the other variants' golden cases: -m slow
+
+
 @pytest.mark.parametrize("slow", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["fast", "slow"])
 def test_check_passes_on_a_clean_checkout(slow):
-    names = [n for n in registry.REGISTRY if (n in SLOW) == slow]  # the SLOW ones' golden runs are marked slow
+    """`check` on every golden case: the idiomatic implementation of each framework by default, the compiled
+    variants and Keras' other backends with the slow tests (their seed-numpy runs are also judged against the
+    reference by tests/test_equivalence.py, by default)."""
+    names = [n for n in registry.REGISTRY if (n not in CHECK_DEFAULT) == slow]
     p = run("check", "--impls", ",".join(names), "--quiet")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "golden cases hold" in p.stdout

@@ -94,13 +94,13 @@ def test_crashes_are_contained_and_reported(tmp_path):
               "raises": "RaisesMLP"}
     names = ["numpy"] + [f"{CRASHY}:{cls}" for cls in crashy.values()]
     p = run("compare", "--preset", "seed-numpy", "--steps", "200", "--threshold", "1", "--impls", ",".join(names),
-            "--timeout", "10", "--jobs", "3", "--out", tmp_path, "--quiet", cwd=ROOT)
+            "--timeout", "5", "--jobs", "3", "--out", tmp_path, "--quiet", cwd=ROOT)
     assert p.returncode == 1, p.stdout + p.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     rows = {r["implementation"]: r for r in report["implementations"]}
     assert rows["numpy"]["verdict"] == "agrees, converged"
     want = {"SegfaultMLP": f"worker died (signal {int(signal.SIGSEGV)})", "ExitMLP": "worker exited with status 3",
-            "KilledMLP": f"worker died (signal {int(signal.SIGKILL)})", "HangMLP": "timeout after 10 s",
+            "KilledMLP": f"worker died (signal {int(signal.SIGKILL)})", "HangMLP": "timeout after 5 s",
             "RaisesMLP": "failed: RuntimeError: broken on purpose"}
     for cls, error in want.items():
         row = rows[f"{CRASHY}:{cls}"]
