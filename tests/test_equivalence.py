@@ -135,7 +135,13 @@ COVERAGE = {
 }
 
 
+# The fast variants and keras-jax run the model, loss and optimizer settings of their idiomatic sibling (torch,
+# keras, jax), whose coverage runs by default; theirs, a compile per spec, runs with the slow tests (-m slow).
+SIBLINGS_COVER = {"torch-compiled", "keras-xla", "jax-scan", "keras-jax"}
+
+
 @pytest.mark.parametrize("spec", COVERAGE.values(), ids=COVERAGE.keys())
+@pytest.mark.slow_for(*SIBLINGS_COVER)
 def test_every_option_matches_reference(impl, spec):
     model, ref = pair(impl, spec)
     x, y = xor_data(spec.dtype)

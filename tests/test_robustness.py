@@ -162,13 +162,12 @@ def test_memory_limit_of_the_process_is_respected(tmp_path):
     """Under `ulimit -v` (a real limit, in a process of its own) the pre-flight says so instead of a MemoryError."""
     if available_memory() is None or not sys.platform.startswith("linux"):
         pytest.skip("no memory figures on this platform")
-    import resource
-
-    def limit():
-        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
-
-    p = subprocess.run([str(EXE), "train", "--impl", "numpy", "--preset", "seed-numpy", "--steps", "300000000",
-                        "--out", str(tmp_path)], capture_output=True, text=True, preexec_fn=limit, timeout=120)
+    # the limit is set by a small launcher that then execs the command (no preexec_fn: that forks this process,
+    # which holds the frameworks' threads)
+    limited = [sys.executable, "-c", "import os, resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 << 30, "
+               "3 << 30)); os.execv(sys.argv[1], sys.argv[1:])"]
+    p = subprocess.run([*limited, str(EXE), "train", "--impl", "numpy", "--preset", "seed-numpy", "--steps",
+                        "300000000", "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
     assert re.fullmatch(r"xor-rosetta: error: this run needs about 4\.5 GiB .* but \d\.\d GiB is available; .*\n",
                         p.stderr)
