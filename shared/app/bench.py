@@ -34,6 +34,8 @@ ANCHORS_US = {  # µs/step on seed-numpy measured on this machine (../shared/ref
 TARGETS_US = {"torch-compiled": 80, "keras-xla": 5, "jax-scan": 3}  # issue targets, after compilation
 TARGET_COMPARE_RATIO = 2.0  # compare --preset seed-numpy, warm, at most this many times the bare import of all frameworks
 WIDTHS, BATCHES = (5, 64, 512, 4096), (4, 1024, 65536)
+MAX_CELL = 512 * 65536  # width x batch: 4096 x 65536 is 1 GiB per float32 activation; with every variant's worker
+# holding its model at once, that cell ran this 24 GB machine out of memory (the kernel killed a worker)
 
 
 def timed_train(cls, spec, params, x, y) -> float:
@@ -118,13 +120,21 @@ def sweep(classes: dict, quick: bool) -> list[dict]:
             if quick and (width, batch) not in ((5, 4), (512, 4), (5, 1024), (512, 1024)):
                 continue
             size = width * batch
+            if size > MAX_CELL:
+                continue
             big = size >= 512 * 65536
             n1, n2 = (1, 3) if big else (4, 12) if size >= 64 * 65536 else (20, 100) if size >= 64 * 1024 else (200, 1000)
             spec = Spec(layers=(2, width, 1), activations=("tanh", "linear"), steps=n2, dtype="float32",
                         optimizer=Optimizer("sgd", lr=1e-3), init=Init("glorot-uniform", 0))
             x = rng.random((batch, 2)).astype(np.float32)
             y = (x.sum(axis=1, keepdims=True) % 2 > 0.5).astype(np.float32)  # (batch, 1)
-            times = steady(classes, spec, x, y, n1, n2, rounds=1 if big or quick else 3)  # interleaved
+            try:
+                times = steady(classes, spec, x, y, n1, n2, rounds=1 if big or quick else 3)  # interleaved
+            except Exception as e:  # noqa: BLE001 - a worker that dies (out of memory, say) costs this cell only
+                why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                rows += [{"variant": n, "width": width, "batch": batch, "flops": flops_per_step(spec, batch),
+                          "us_per_step": None, "error": why} for n in classes]
+                continue
             for name, us in times.items():
                 med = statistics.median(us)
                 rows.append({"variant": name, "width": width, "batch": batch, "flops": flops_per_step(spec, batch),
@@ -349,6 +359,8 @@ def _opt(v) -> str:
 def _cell(row) -> str:
     if row is None:
         return "—"
+    if row.get("error"):
+        return "error"
     if row["us_per_step"] is None:
         return "noise"
     return f"{row['us_per_step']:.1f} ({row['gflops']:.2g}, {100 * row['fraction_of_peak']:.2g}%)"
