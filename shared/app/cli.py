@@ -97,7 +97,7 @@ class Parser(argparse.ArgumentParser):
 
 def parser() -> argparse.ArgumentParser:
     import importlib
-    p = Parser(prog="xor-rosetta", description="The XOR MLP in NumPy, PyTorch and Keras, side by side: train, "
+    p = Parser(prog="xor-rosetta", description="The XOR MLP in NumPy, PyTorch, Keras and JAX, side by side: train, "
                                                "compare against the NumPy reference, check golden values.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)

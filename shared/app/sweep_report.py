@@ -289,7 +289,7 @@ def write_plots(out: Path, report: dict, records: list[dict], basin: dict | None
         shown = np.where(basin["converged"], steps, np.nan)
         ext = [vals[0], vals[-1], vals[0], vals[-1]]
         ax.imshow(np.where(basin["diverged"], 1.0, 0.0), origin="lower", extent=ext, cmap="Greys", vmin=0, vmax=1.6,
-                  interpolation="nearest")  # grey: not converged; darker: diverged
+                  interpolation="nearest")  # white: not converged; grey: diverged
         im = ax.imshow(shown, origin="lower", extent=ext, cmap="viridis", interpolation="nearest")
         fig.colorbar(im, ax=ax, label=f"steps to loss < {h['threshold']:g} (converged cells)")
         ax.plot(*basin["base"], marker="x", color="red", markersize=9, mew=2)

@@ -7,7 +7,8 @@ framework: it hands each implementation to a worker and judges what comes back.
 
 Grouping. Implementations whose registry entries share a `process` key (`xor_rosetta.registry.Entry.process`) run
 in the same worker, one after the other: numpy; torch and torch-compiled; keras and keras-xla ("keras-tensorflow");
-a plug-in gets a group of its own. The import of a framework is most of its cost (torch 1.4 s, TensorFlow 3.1 s
+jax and jax-scan; keras-jax (KERAS_BACKEND=jax) alone; keras-torch (KERAS_BACKEND=torch) alone; a plug-in gets a
+group of its own. The import of a framework is most of its cost (torch 1.4 s, TensorFlow 3.1 s
 here), so one worker per framework pays it once for all its variants, and on this 2-core machine two busy workers
 already fill the cores: more, smaller workers would import the same framework twice to compete for the same cores.
 A group only gets a second worker when a free slot would otherwise stay idle while it still has more waiting tasks
