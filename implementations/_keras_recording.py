@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from xor_rosetta.data import batch_rows
+from xor_rosetta.data import batch_period, batch_rows
 
 
 class floatx:
@@ -91,15 +91,16 @@ class ListLoss(keras.metrics.Metric):
 
 
 def distinct_batches(x: np.ndarray, y: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray]:
-    """The n = len(x) batches that `batch_rows` cycles through, in its order: (n, batch, 2), (n, batch, 1).
-    batch_rows(k) depends on k mod n only, so step k's batch is entry k % n, and nothing grows with the steps."""
-    rows = np.stack([batch_rows(k, batch, len(x)) for k in range(len(x))])  # (n, batch)
+    """The p = batch_period(batch, len(x)) batches that `batch_rows` cycles through, in its order: (p, batch, 2),
+    (p, batch, 1). batch_rows(k) depends on k mod p only, so step k's batch is entry k % p: nothing grows with the
+    steps."""
+    rows = np.stack([batch_rows(k, batch, len(x)) for k in range(batch_period(batch, len(x)))])  # (p, batch)
     return x[rows], y[rows]
 
 
 class CycleRows(keras.utils.PyDataset):
     """fit()'s input on JAX and torch: `steps` batches from update number `first` on, in batch_rows order, served
-    from the n distinct batches (memory does not grow with the step count)."""
+    from the distinct batches (memory does not grow with the step count)."""
 
     def __init__(self, x, y, batch, first, steps):
         super().__init__()

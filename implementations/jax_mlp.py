@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from xor_rosetta.data import batch_rows  # noqa: E402
+from xor_rosetta.data import batch_period, batch_rows  # noqa: E402
 from xor_rosetta.interface import MLP, Conventions, History  # noqa: E402
 
 if not jax.config.jax_enable_x64:  # jax was imported before this module (Keras imports it): switch x64 on now
@@ -101,10 +101,11 @@ class JaxMLP(MLP):
     def train(self, x, y, steps=None, checkpoints=()):
         steps, want = self.spec.steps if steps is None else steps, set(checkpoints)
         b, n = self.spec.batch_for(len(x)), len(x)
-        batches = [(self._array(x[r]), self._array(y[r])) for r in (batch_rows(k, b, n) for k in range(n))]
+        p = batch_period(b, n)  # the distinct batches: batch_rows(k) depends on k mod p only
+        batches = [(self._array(x[r]), self._array(y[r])) for r in (batch_rows(k, b, n) for k in range(p))]
         losses, pending, saved, start = np.empty(steps), [], {}, time.perf_counter()
         for k in range(steps):
-            xb, yb = batches[(self.steps_done + k) % n]  # batch_rows(k) depends on k mod n only
+            xb, yb = batches[(self.steps_done + k) % p]
             pending.append(self.step(xb, yb, loss=self.spec.loss))  # a device scalar: no wait for the step
             if len(pending) == FETCH or k + 1 == steps or k + 1 in want:
                 losses[k + 1 - len(pending):k + 1] = jax.device_get(pending)  # not jnp.stack: compiles per length

@@ -42,7 +42,7 @@ class KerasXlaMLP(keras_mlp.KerasMLP):
     def train(self, x, y, steps=None, checkpoints=()):
         spec = self.spec
         steps = spec.steps if steps is None else steps
-        xs, ys = distinct_batches(x, y, spec.batch_for(len(x)))  # (n, batch, 2), (n, batch, 1): step k uses k % n
+        xs, ys = distinct_batches(x, y, spec.batch_for(len(x)))  # (p, batch, 2), (p, batch, 1): step k uses k % p
         xs, ys = tf.constant(xs, dtype=spec.dtype), tf.constant(ys, dtype=spec.dtype)
         with floatx(spec.dtype):
             self.optimizer.build(self.model.trainable_variables)

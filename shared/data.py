@@ -1,6 +1,8 @@
 """The XOR data set and the fixed order in which minibatches visit it."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)  # (4, 2)
@@ -19,6 +21,13 @@ def batch_rows(step: int, batch: int, n: int) -> np.ndarray:
     concatenation of all batches is the data tiled end to end (which is what Keras' fit sees).
     """
     return (step * batch + np.arange(batch)) % n
+
+
+def batch_period(batch: int, n: int) -> int:
+    """How many distinct windows `batch_rows` cycles through: batch_rows(k) depends on k mod this only (1 for the
+    full batch; 4 for XOR's 4 rows in batches of 3). Precomputing the windows costs period x batch rows, never
+    n x batch (with n = 65,536 rows in one full batch, that was 34 GB)."""
+    return n // math.gcd(batch, n)
 
 
 def stream_rows(first: int, steps: int, batch: int, n: int) -> np.ndarray:

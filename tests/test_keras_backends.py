@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,7 @@ from impls import keras_tasks
 from xor_rosetta import registry
 from xor_rosetta.app import workers
 from xor_rosetta.compare import max_abs, max_abs_diff, max_rel_diff
-from xor_rosetta.data import batch_rows, xor_data
+from xor_rosetta.data import batch_period, batch_rows, xor_data
 from xor_rosetta.params import init_params
 from xor_rosetta.presets import get_preset
 from xor_rosetta.reference import Reference
@@ -83,3 +85,23 @@ def test_training_memory_grows_by_the_loss_history_only(name):
     longer loss history (8 bytes a step, a copy or two), where every step's batch laid out would be 100 and more."""
     small, large = in_process_of(name, keras_tasks.traced_peaks, name, (1_000, 6_000))
     assert (large - small) / 5_000 <= 32, f"{name}: {(large - small) / 5_000:.0f} bytes more per step"
+
+
+@pytest.mark.parametrize("batch,n", [(4, 4), (3, 4), (1, 4), (2, 4), (65_536, 65_536), (3, 65_536), (6, 9)])
+def test_batches_precomputed_are_the_distinct_windows_only(batch, n):
+    """batch_rows(k) depends on k mod batch_period only; the Keras feeds and the jax loop precompute that many
+    windows. They precomputed n: a 65,536-row full batch asked for 34 GB and the kernel killed bench's workers."""
+    p = batch_period(batch, n)
+    assert p == n // math.gcd(batch, n)
+    for k in range(0, 3 * p + 2, max(1, p // 5)):
+        assert np.array_equal(batch_rows(k, batch, n), batch_rows(k % p, batch, n))
+    if n <= 9:  # every window appears within one period
+        assert len({tuple(batch_rows(k, batch, n)) for k in range(p)}) == p
+
+
+def test_keras_feeds_hold_one_window_for_a_full_batch():
+    load_or_skip("keras")
+    from xor_rosetta.implementations._keras_recording import distinct_batches
+    x = np.zeros((65_536, 2))
+    xs, ys = distinct_batches(x, x[:, :1], 65_536)
+    assert xs.shape == (1, 65_536, 2) and ys.shape == (1, 65_536, 1)
