@@ -31,7 +31,8 @@ def run_memory(spec: Spec, implementations: int = 1, compare: bool = True) -> in
     """
     n_params = sum(i * o + o for i, o in zip(spec.layers[:-1], spec.layers[1:]))
     histories = 2 * implementations + 8 if compare else 2
-    per_run_params = (CHECKPOINTS + 4) * n_params * 8  # checkpoints, the live params, optimizer state, gradients
+    kept = min(CHECKPOINTS, spec.steps + 1)  # a 3-step run keeps 3 checkpoints, not 30
+    per_run_params = (kept + 4) * n_params * 8  # checkpoints, the live params, optimizer state, gradients
     return histories * spec.steps * LOSS_BYTES + (2 * implementations + 4 if compare else 1) * per_run_params
 
 
