@@ -57,9 +57,9 @@ def replay_files(spec, params) -> str:
             f"--init {folder / 'init.npz'}")
 
 
-# each new spec costs them a compile (~0.5-3 s), or for keras a new model and fit's set-up (~1 s): a fifteenth of
+# each new spec costs them a compile (~0.5-3 s), or for Keras a new model and fit's set-up (~1 s): a fifteenth of
 # the examples (3 in CI; HYPOTHESIS_PROFILE=thorough: 133 each)
-FAST = {"torch-compiled", "keras-xla", "jax", "jax-scan", "keras-jax", "keras"}
+FAST = {"torch-compiled", "keras-xla", "jax", "jax-scan", "keras-jax", "keras", "keras-torch"}
 
 
 @pytest.mark.parametrize("name", [n for n in registry.REGISTRY if n not in FAST])
