@@ -10,7 +10,7 @@ each framework twice instead of four times; a difference would name both, and on
 tells which. (tests/test_equivalence.py runs each implementation twice in the test process as well.)
 
 Each framework's start costs seconds in every pool (about 30 s for all nine, twice), so the default run covers
-numpy and torch, and the other implementations run with the `slow` tests (`pytest -m slow`, which CI runs).
+numpy, and the other implementations run with the `slow` tests (`pytest -m slow`, which CI runs).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ SPECS = {
         layers=(2, 256, 256, 1), activations=("tanh", "relu", "sigmoid"), loss="bce", steps=50, batch_size=3,
         optimizer=Optimizer("sgd", lr=0.1, momentum=0.9), dtype="float32", init=Init("glorot-uniform", 4)),
 }
-DEFAULT = ("numpy", "torch")  # the others: pytest -m slow
+DEFAULT = ("numpy",)  # the others: pytest -m slow
 POOLS = {"jobs=1, OMP_NUM_THREADS=1": (1, "1"), "jobs=3, OMP_NUM_THREADS=2": (3, "2")}
 pytestmark = pytest.mark.xdist_group("determinism")  # one xdist worker computes the runs, once
 

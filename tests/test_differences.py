@@ -96,6 +96,8 @@ def test_keras_bce_differs_by_backend():
     assert row.differs_by > 1 and row.with_setting <= F32.forward
 
 
+@pytest.mark.slow  # two Keras processes patched: ~11 s; the difference itself is asserted by default in
+# tests/test_equivalence.py and tests/test_keras_backends.py
 def test_keras_float64_is_float32_on_jax_and_torch_and_only_a_private_patch_removes_it():
     load_or_skip("keras-jax"), load_or_skip("keras-torch")
     row = d.keras_float32_inside()
