@@ -851,6 +851,8 @@ SCRIPTS: dict[str, Callable[[Battery], Script]] = {
 # One function per check, in the order they run (small to large); the docstring's first line says what it measures.
 
 def _probes(b: Battery, parts, cid: str, keys=("probe-n", "probe-k")) -> CheckResult:
+    """The scripts `keys` (the two probes by default) against the reference on `parts`; those the subject does
+    not support are skipped and named."""
     outcomes, skipped = [], []
     for key in keys:
         s = b.script(key)
@@ -1041,17 +1043,7 @@ def check_float32(b: Battery) -> CheckResult:
 def check_activations_losses(b: Battery) -> CheckResult:
     """Every activation in a hidden layer, sigmoid and relu outputs (the probe's is linear), BCE and MSE:
     forward, loss, gradients and 10 steps each."""
-    outcomes, skipped = [], []
-    for key in ACT_SPECS:
-        s = b.script(key)
-        why = b.subject.unsupported(s.spec)
-        if why:
-            skipped.append(f"{key}: {why}")
-            continue
-        outcomes.append(b.against(s, ("forward", "loss0", "gradients", "train")))
-    if not outcomes:
-        raise SkipCheck("unsupported: " + "; ".join(skipped))
-    return result_from("activations_losses", outcomes, "; ".join(f"not run: {w}" for w in skipped))
+    return _probes(b, ("forward", "loss0", "gradients", "train"), "activations_losses", keys=ACT_SPECS)
 
 
 def check_preset_seed_numpy(b: Battery) -> CheckResult:
