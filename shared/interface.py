@@ -29,6 +29,14 @@ class Conventions:
     def to_dict(self) -> dict:
         return {"adam": self.adam, "momentum": self.momentum, "bce": self.bce}
 
+    def used_by(self, spec: Spec) -> "Conventions":
+        """These conventions with the forms `spec` never reaches set to the defaults: the reference (which reads a
+        form only where the spec uses it) computes the same run for both, so runs that differ only there share it."""
+        o, d = spec.optimizer, Conventions()
+        return Conventions(adam=self.adam if o.name == "adam" else d.adam,
+                           momentum=self.momentum if o.name == "sgd" and o.momentum else d.momentum,
+                           bce=self.bce if spec.loss == "bce" else d.bce)
+
 
 @dataclass
 class History:

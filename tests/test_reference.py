@@ -138,3 +138,33 @@ def test_rounding_floor_never_falls_back():
     f = References(spec, init_params(spec), ks).floor(Conventions(adam="optax", bce="optax"))
     assert np.all(np.diff(f.loss) >= 0) and f.loss[725] >= 2.5e-5
     assert all(f.params[a] <= f.params[b] for a, b in zip(ks, ks[1:]))
+
+
+
+USED_BY = {  # one spec per optimizer/loss branch of the reference, 300 steps each: (spec, distinct runs expected)
+    "sgd-mse": (get_preset("seed-numpy").replace(steps=300), 1),
+    "momentum-mse": (get_preset("seed-numpy").replace(steps=300, optimizer=Optimizer("sgd", 0.1, momentum=0.9)),
+                     len(reference.FORMS["momentum"])),
+    "adam-bce": (get_preset("seed-keras").replace(steps=300), len(reference.FORMS["adam"]) * len(reference.FORMS["bce"])),
+}
+
+
+@pytest.mark.parametrize("spec, distinct", USED_BY.values(), ids=USED_BY.keys())
+def test_conventions_used_by_a_spec_decide_its_reference_run(spec, distinct):
+    """compare computes one reference run per `Conventions.used_by(spec)`: conventions it maps together must give
+    bit-identical runs, and conventions it keeps apart must give different ones."""
+    x, y = xor_data()
+    runs = {}
+    for a in reference.FORMS["adam"]:
+        for m in reference.FORMS["momentum"]:
+            for b in reference.FORMS["bce"]:
+                conv = Conventions(a, m, b)
+                model = reference.Reference(spec, init_params(spec), conv)
+                loss = model.train(x, y).loss
+                run = np.concatenate([loss] + [v.ravel() for Wb in model.params() for v in Wb])
+                runs.setdefault(conv.used_by(spec), []).append(run)
+    for key, same in runs.items():
+        assert all(np.array_equal(same[0], r) for r in same), key
+    firsts = [same[0] for same in runs.values()]
+    assert all(not np.array_equal(a, b) for i, a in enumerate(firsts) for b in firsts[i + 1:])
+    assert len(runs) == distinct

@@ -51,6 +51,21 @@ def test_a_group_gets_more_workers_only_when_slots_would_idle():
         assert len(pool.started) == 3
 
 
+def test_the_group_with_the_most_expected_work_starts_first():
+    """One slot: the group whose tasks' `cost` adds up to the most starts first, whatever the order of submission
+    and however many tasks the others hold (compare starts keras-torch's 10,000 eager steps at once)."""
+    with Pool(jobs=1) as pool:
+        for i in range(3):
+            pool.submit(("many", i), "many", tasks.sleep_then, 0, i, cost=1.0)
+        pool.submit(("slow", 0), "slow", tasks.sleep_then, 0, "slow", cost=5.0)
+        assert [o.key for o in pool.results()][0] == ("slow", 0)
+    with Pool(jobs=1) as pool:  # without costs: the most waiting tasks first
+        pool.submit(("one", 0), "one", tasks.sleep_then, 0, 0)
+        for i in range(2):
+            pool.submit(("two", i), "two", tasks.sleep_then, 0, i)
+        assert [o.key for o in pool.results()][0] == ("two", 0)
+
+
 def test_notes_stream_before_the_result_and_exceptions_come_back():
     with Pool(jobs=1) as pool:
         pool.submit("n", "g", tasks.send_notes, 3)

@@ -172,22 +172,30 @@ class References:
         self.x, self.y = xor_data(spec.dtype)
         self._runs, self._grads, self._floors = {}, {}, {}
 
+    def key(self, conv: Conventions) -> Conventions:
+        """The conventions that matter to this spec: on seed-numpy (SGD, MSE) all nine implementations share one
+        reference run instead of six, one per framework's forms."""
+        return conv.used_by(self.spec)
+
     def has(self, conv: Conventions) -> bool:
-        return conv in self._runs
+        return self.key(conv) in self._runs
 
     def put(self, conv: Conventions, grads: Params, history: History) -> None:
+        conv = self.key(conv)
         self._grads[conv], self._runs[conv] = grads, history
 
     def run(self, conv: Conventions) -> History:
+        conv = self.key(conv)
         if conv not in self._runs:
             self.put(conv, *reference_run(self.spec, self.params, conv.to_dict(), self.checkpoints))
         return self._runs[conv]
 
     def gradients(self, conv: Conventions) -> Params:
         self.run(conv)
-        return self._grads[conv]
+        return self._grads[self.key(conv)]
 
     def floor(self, conv: Conventions):
+        conv = self.key(conv)
         if conv not in self._floors:
             with np.errstate(all="ignore"):  # a diverging run overflows; that is reported, not warned about
                 self._floors[conv] = rounding_floor(self.spec, self.params, conv, self.run(conv), self.checkpoints,
@@ -260,6 +268,13 @@ def submit(pool: Pool, key, name: str, fn, *args, **kwargs) -> None:
     pool.submit(key, entry.process_key, fn, *args, env=entry.env, **kwargs)
 
 
+def expected_seconds(name: str, spec: Spec) -> float:
+    """A rough estimate of a training run's seconds, only to start the slowest first: the steps at the upper end of
+    the implementation's bench anchor (its seed-numpy µs/step on this machine); 0 for one without an anchor."""
+    from .bench import ANCHORS_US
+    return spec.steps * ANCHORS_US.get(name, (0, 0))[1] * 1e-6
+
+
 def run_all(names: list[str], spec: Spec, params: Params, threshold: float, checkpoints: list[int],
             jobs: int | None = None, timeout: float | None = None, impl_specs: dict[str, Spec] | None = None,
             references: References | None = None, progress=None, env: dict[str, str] | None = None,
@@ -287,7 +302,8 @@ def run_all(names: list[str], spec: Spec, params: Params, threshold: float, chec
     with Pool(jobs, timeout, env) as pool:
         for n in names:
             if n not in runs:
-                submit(pool, n, n, train_impl, n, spec, params, checkpoints, (impl_specs or {}).get(n))
+                submit(pool, n, n, train_impl, n, spec, params, checkpoints, (impl_specs or {}).get(n),
+                       cost=expected_seconds(n, (impl_specs or {}).get(n) or spec))
         if meanwhile is not None:
             pool.start()
             meanwhile()
@@ -304,14 +320,14 @@ def run_all(names: list[str], spec: Spec, params: Params, threshold: float, chec
                 for run in waiting.pop(out.key, []):
                     judged(run)
             elif out.note:
-                conv = Conventions(**out.value["conventions"])
+                conv = refs.key(Conventions(**out.value["conventions"]))
                 if conv not in waiting and not refs.has(conv):
                     waiting[conv] = []
                     pool.submit(conv, ref_group.process_key, reference_run, spec, params, conv.to_dict(),
                                 checkpoints, env=ref_group.env)
             else:
                 run = out.value if out.error is None else ImplRun(out.key, error=out.error)
-                conv = None if run.conventions is None else Conventions(**run.conventions)
+                conv = None if run.conventions is None else refs.key(Conventions(**run.conventions))
                 if conv in waiting:
                     waiting[conv].append(run)
                 else:

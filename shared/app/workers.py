@@ -12,8 +12,9 @@ group of its own. The import of a framework is most of its cost (torch 1.4 s, Te
 here), so one worker per framework pays it once for all its variants, and on this 2-core machine two busy workers
 already fill the cores: more, smaller workers would import the same framework twice to compete for the same cores.
 A group only gets a second worker when a free slot would otherwise stay idle while it still has more waiting tasks
-than workers (a sweep submitting many small tasks); the groups with the most waiting tasks start first, so the
-slow frameworks are not left for last.
+than workers (a sweep submitting many small tasks). The group with the most expected work starts first (a task's
+`cost`: compare estimates it from each implementation's measured speed, so keras-torch's eager fit() starts at
+once instead of finishing alone at the end), then the group with the most waiting tasks.
 
 Start method. A worker is a fresh interpreter (`python -P -m xor_rosetta.app.workers`), exec'd at once: the
 "spawn" start method, never a fork of a process that may hold a framework's threads. Unlike multiprocessing's
@@ -402,6 +403,7 @@ class _Task:
     fn: Callable
     args: tuple
     kwargs: dict
+    cost: float = 0.0  # the submitter's estimate of its seconds, for the order in which groups start
     id: int | None = None
 
 
@@ -458,12 +460,14 @@ class Pool:
     def __exit__(self, *exc):
         self.close(kill=exc[0] is not None)
 
-    def submit(self, key, group: str, fn: Callable, *args, env: dict[str, str] | tuple = (), **kwargs) -> None:
+    def submit(self, key, group: str, fn: Callable, *args, env: dict[str, str] | tuple = (), cost: float = 0.0,
+               **kwargs) -> None:
         """Queue fn(*args, **kwargs) for a worker of `group`, whose environment is `env` (the same for every task
-        of a group). `fn` must be importable by name (a module-level function); arguments must pickle."""
+        of a group). `fn` must be importable by name (a module-level function); arguments must pickle. `cost`, an
+        estimate of the task's seconds, only orders the start: the group with the most expected work first."""
         env = dict(env)
         if group.startswith("in-process:"):  # a class registered in this process only (a --cmd child): runs here
-            self._local.append(_Task(key, group, fn, args, kwargs))
+            self._local.append(_Task(key, group, fn, args, kwargs, cost))
             self._waiting += 1
             return
         g = self.groups.get(group)
@@ -471,7 +475,7 @@ class Pool:
             g = self.groups[group] = _Group(env, order=len(self.groups))
         elif g.env != env:
             raise ValueError(f"group {group!r} was given two environments: {g.env} and {env}")
-        g.pending.append(_Task(key, group, fn, args, kwargs))
+        g.pending.append(_Task(key, group, fn, args, kwargs, cost))
         self._waiting += 1
 
     def start(self) -> None:
@@ -555,8 +559,9 @@ class Pool:
         self.running[task.id] = (worker, task)
 
     def _schedule(self) -> None:
-        """Give free slots to the groups that wait: first those without a worker, most waiting tasks first; then
-        a second worker for a group that has more waiting tasks than workers."""
+        """Give free slots to the groups that wait: first those without a worker, the most expected work (the sum
+        of their tasks' `cost`) first, then the most waiting tasks; then a second worker for a group that has more
+        waiting tasks than workers. Longest first: a slow group started last would finish alone, one core idle."""
         while True:
             wanting = [(n, g) for n, g in self.groups.items() if g.pending]
             if not wanting:
@@ -565,7 +570,8 @@ class Pool:
                 self.idle.remove(w)
                 self._start(w, self.groups[w.group].pending.popleft())
             wanting = [(n, g) for n, g in wanting if g.pending]
-            fresh = sorted((x for x in wanting if not x[1].workers), key=lambda x: (-len(x[1].pending), x[1].order))
+            fresh = sorted((x for x in wanting if not x[1].workers),
+                           key=lambda x: (-sum(t.cost for t in x[1].pending), -len(x[1].pending), x[1].order))
             more = sorted((x for x in wanting if x[1].workers and len(x[1].pending) > len(x[1].workers)),
                           key=lambda x: (-len(x[1].pending) / len(x[1].workers), x[1].order))
             choice = (fresh or more or [None])[0]
