@@ -21,6 +21,7 @@ from xor_rosetta.data import xor_data
 from xor_rosetta.implementations.numpy_mlp import NumpyMLP
 from xor_rosetta.params import init_params, load_params
 from xor_rosetta.presets import get_preset
+from xor_rosetta.tolerance import DISAGREES
 
 from conftest import load_or_skip
 
@@ -96,6 +97,36 @@ def test_a_seed_where_verdicts_differ_is_a_finding_with_its_replay(tmp_path):
     assert f["replay"] == f"xor-rosetta compare --config {out}/replay/canonical-seed-1.toml --impls numpy"
     replayed = load_params_from_toml(out / "replay" / "canonical-seed-1.toml")
     assert replayed.init.seed == 1 and replayed.steps == 500
+
+
+def _rec(impl, converged, adam, bce="logits", status=0):
+    return {"impl": impl, "converged": converged, "status": status,
+            "conventions": {"adam": adam, "momentum": "torch", "bce": bce}}
+
+
+WHY_CASES = {  # records of one seed (seed-keras: Adam, BCE) -> what the finding says of them
+    "the adam form splits": ([_rec("numpy", True, "textbook"), _rec("torch-vmap", True, "torch", "probs"),
+                              _rec("keras", False, "keras")],
+                             "every run agrees with the reference in its own forms, and the adam form (keras (keras) "
+                             "did not; textbook (numpy), torch (torch-vmap) converged) splits them as the verdicts do"),
+    "no one form splits": ([_rec("a", True, "keras", "probs"), _rec("b", False, "keras", "logits"),
+                            _rec("c", False, "torch", "probs")],
+                           "every run agrees with the reference in its own forms, and no one form splits them as the "
+                           "verdicts do"),
+    "same forms": ([_rec("a", True, "torch"), _rec("b", False, "torch")],
+                   "every run agrees with the reference, in the same forms: rounding alone puts them on either side "
+                   "of the threshold"),
+    "a run disagrees": ([_rec("a", True, "torch"), _rec("b", False, "keras", status=DISAGREES)], None),
+}
+
+
+@pytest.mark.parametrize("rs, why", WHY_CASES.values(), ids=WHY_CASES.keys())
+def test_a_finding_says_which_form_splits_the_verdicts(rs, why):
+    from xor_rosetta.app.sweep_report import _why_differ
+    forms = {r["impl"]: r["conventions"] for r in rs}
+    assert _why_differ(rs, forms, get_preset("seed-keras")) == why
+    if why is not None:  # an implementation whose forms were not recorded (a sweep from before they were): nothing
+        assert _why_differ(rs, {n: c for n, c in forms.items() if n != rs[0]["impl"]}, get_preset("seed-keras")) is None
 
 
 def load_params_from_toml(path):

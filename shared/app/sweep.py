@@ -189,7 +189,8 @@ def _run_one_at_a_time(task: Task, spec: Spec, threshold: float):
                 run = train_impl(n, run_spec, params, ks, grid=False)
                 seconds = time.perf_counter() - start
                 res = judge_run(run, refs[ref_key], threshold)
-                yield _emit({**rec, **_summary(res, threshold), "epsilon": run_spec.optimizer.epsilon
+                yield _emit({**rec, **_summary(res, threshold), "conventions": run.conventions,
+                             "epsilon": run_spec.optimizer.epsilon
                              if spec.optimizer.name == "adam" else None, "init": init, "seconds": round(seconds, 4)})
 
 
@@ -269,7 +270,7 @@ def _run_batched(task: Task, spec: Spec, threshold: float):
                     "converged": bool(nf < 0 and final < threshold and acc[k] == 1.0),
                     "agreement": None if j is None else j.verdict, "status": None if j is None else j.status,
                     "explanation": None if j is None else j.explanation, "error": None,
-                    "epsilon": run_spec.optimizer.epsilon if spec.optimizer.name == "adam" else None,
+                    "conventions": conv.to_dict(), "epsilon": run_spec.optimizer.epsilon if spec.optimizer.name == "adam" else None,
                     "init": f"{fam} default seed {seed}" if own_init else f"{spec.init.scheme} seed {seed}",
                     "seconds": round(seconds, 6)})
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import registry
+from ..interface import Conventions
 from ..spec import Spec
 from ..tolerance import AGREES, DISAGREES, ILL, NOISE
 from .config import dump_toml
@@ -93,11 +94,12 @@ def _findings(header: dict, records: list[dict], out: Path, spec: Spec) -> list[
     """Seeds where implementations from the same weights reached different verdicts; runs that DISAGREE with the
     reference; runs that failed. Each with the command that replays it."""
     found = []
+    forms = {r["impl"]: r["conventions"] for r in records if r.get("conventions")}  # each implementation's forms
     for (variant, seed, _), rs in sorted(_same_weights(records).items(), key=lambda x: (x[0][0], x[0][1])):
         if len({r["converged"] for r in rs}) > 1:
             found.append({"kind": "verdicts differ", "variant": variant, "seed": seed,
                           "converged": {r["impl"]: r["converged"] for r in rs},
-                          "final_loss": {r["impl"]: r["final_loss"] for r in rs},
+                          "final_loss": {r["impl"]: r["final_loss"] for r in rs}, "why": _why_differ(rs, forms, spec),
                           "replay": replay(header, spec, out, variant, seed, [r["impl"] for r in rs], rs[0])})
     for r in records:
         if r.get("status") == DISAGREES:
@@ -109,6 +111,34 @@ def _findings(header: dict, records: list[dict], out: Path, spec: Spec) -> list[
                           "error": r["error"],
                           "replay": replay(header, spec, out, r["variant"], r["seed"], [r["impl"]], r)})
     return found
+
+
+def _why_differ(rs: list[dict], forms: dict[str, dict], spec: Spec) -> str | None:
+    """What the records say of different verdicts from the same weights. Where every run agrees with the reference
+    in its own conventions: which of the forms this spec uses splits the implementations as the verdicts do (or
+    none; or the same forms everywhere: rounding alone). None where a run DISAGREES (a finding of its own) or an
+    implementation's forms were not recorded."""
+    if any(r.get("status") == DISAGREES for r in rs) or any(r["impl"] not in forms for r in rs):
+        return None
+    used = {r["impl"]: Conventions(**forms[r["impl"]]).used_by(spec).to_dict() for r in rs}
+    if len({tuple(u.values()) for u in used.values()}) == 1:
+        return "every run agrees with the reference, in the same forms: rounding alone puts them on either side of the threshold"
+    split = []
+    for what in ("adam", "momentum", "bce"):
+        side = {v: defaultdict(list) for v in (True, False)}  # converged? -> form -> implementations
+        for r in rs:
+            side[bool(r["converged"])][used[r["impl"]][what]].append(r["impl"])
+        if not set(side[True]) & set(side[False]):
+            split.append(f"the {what} form (" + "; ".join(_forms(side[v]) + (" converged" if v else " did not")
+                                                         for v in (False, True)) + ")")
+    if not split:
+        return "every run agrees with the reference in its own forms, and no one form splits them as the verdicts do"
+    return ("every run agrees with the reference in its own forms, and " + " and ".join(split) +
+            (" splits" if len(split) == 1 else " split") + " them as the verdicts do")
+
+
+def _forms(by: dict[str, list[str]]) -> str:
+    return ", ".join(form + " (" + ", ".join(names) + ")" for form, names in by.items())
 
 
 def replay(header: dict, spec: Spec, out: Path, variant: str, seed: int, impls: list[str], rec: dict) -> str:
@@ -221,7 +251,8 @@ def markdown(report: dict, plots: list[str]) -> str:
         for f in differ[:50]:
             conv = ", ".join(f"{n} {'converged' if c else 'not'} ({_g(f['final_loss'][n])})"
                              for n, c in f["converged"].items())
-            lines.append(f"- seed {f['seed']} ({f['variant']}): {conv}. Replay: `{f['replay']}`")
+            why = f" {f['why'][0].upper()}{f['why'][1:]}." if f.get("why") else ""
+            lines.append(f"- seed {f['seed']} ({f['variant']}): {conv}.{why} Replay: `{f['replay']}`")
         for f in others[:50]:
             why = f.get("explanation") or f.get("error")
             lines.append(f"- seed {f['seed']} ({f['variant']}), {f['impl']}: {f['kind']}: {why}. "
