@@ -275,3 +275,32 @@ def test_a_worker_that_dies_costs_only_the_run_it_was_doing(tmp_path, capsys):
     report = json.loads((out / "report.json").read_text())
     (f,) = report["findings"]
     assert (f["kind"], f["seed"]) == ("error", 2)
+
+
+def test_floor_spread_shows_the_policys_floor_beside_a_wider_sample():
+    """`python -m xor_rosetta.app.floor`, the check of a DISAGREES finding against more jitter patterns: its
+    policy column is the tolerance policy's own floor, and the wider sample contains those four runs."""
+    from xor_rosetta.app.floor import parse_forms, spread
+    from xor_rosetta.reference import Reference, rounding_floor
+    spec = get_preset("seed-keras").replace(steps=200)
+    conv, params = parse_forms("adam=torch,bce=probs"), init_params(spec)
+    x, y = xor_data(spec.dtype)
+    got = spread(spec, params, conv, patterns=3)
+    ks = sorted(got)
+    policy = rounding_floor(spec, params, conv, Reference(spec, params, conv).train(x, y, checkpoints=ks), ks, x, y)
+    assert [got[k][0] for k in ks] == [policy.params[k] for k in ks]
+    assert all(hi >= pol and hi >= med for pol, hi, med in got.values())
+    assert got[ks[-1]][1] > 0
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--preset", "seed-keras", "--forms", "adam=nope"], "adam form 'nope' is not one of"),
+    (["--preset", "seed-keras", "--forms", "lr=1"], "'lr' is not one of adam, momentum, bce"),
+    (["--preset", "seed-keras", "--patterns", "0"], "--patterns must be at least 1"),
+    (["--config", "/nonexistent/x.toml"], "does not exist"),
+])
+def test_floor_spread_bad_input_is_one_line_exit_2(args, words, capsys):
+    from xor_rosetta.app.floor import main as floor_main
+    assert floor_main(args) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
