@@ -458,7 +458,7 @@ class Pool:
         return self
 
     def __exit__(self, *exc):
-        self.close(kill=exc[0] is not None)
+        self.close()
 
     def submit(self, key, group: str, fn: Callable, *args, env: dict[str, str] | tuple = (), cost: float = 0.0,
                **kwargs) -> None:
@@ -580,8 +580,8 @@ class Pool:
             if len(self.running) + len(self.idle) >= self.jobs:
                 if not self.idle:
                     return
-                victim = self.idle.pop(0)  # an idle worker of a group with nothing left to do makes room
-                victim.close()
+                victim = self.idle.pop(0)  # an idle worker of a group with nothing left to do makes room: killed,
+                victim.kill()  # not asked to finish (a framework's interpreter takes ~1.3 s to exit, a slot idle)
                 self.groups[victim.group].workers.remove(victim)
             name, g = choice
             worker = Worker(name, {**self.env, **g.env})
@@ -595,15 +595,13 @@ class Pool:
     def pids(self) -> list[int]:
         return [w.pid for g in self.groups.values() for w in g.workers if not w.closed]
 
-    def close(self, kill: bool = False) -> None:
-        """End every worker: idle ones are asked to finish, busy ones (or all, with kill=True) are killed."""
-        busy = {id(w) for w, _ in self.running.values()}
+    def close(self) -> None:
+        """End every worker now. All of them are killed, busy or idle: an idle one holds nothing (its results have
+        come back), and asking it to finish would keep the command waiting ~1.3 s a framework for its interpreter
+        to exit."""
         for g in self.groups.values():
             for w in g.workers:
-                if kill or id(w) in busy:
-                    w.kill()
-                else:
-                    w.close()
+                w.kill()
             g.workers.clear()
         self.running.clear()
         self.idle.clear()
