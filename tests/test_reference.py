@@ -141,11 +141,11 @@ def test_rounding_floor_never_falls_back():
 
 
 
-USED_BY = {  # one spec per optimizer/loss branch of the reference, 300 steps each: (spec, distinct runs expected)
-    "sgd-mse": (get_preset("seed-numpy").replace(steps=300), 1),
-    "momentum-mse": (get_preset("seed-numpy").replace(steps=300, optimizer=Optimizer("sgd", 0.1, momentum=0.9)),
+USED_BY = {  # one spec per optimizer/loss branch of the reference, 50 steps each: (spec, distinct runs expected)
+    "sgd-mse": (get_preset("seed-numpy").replace(steps=50), 1),
+    "momentum-mse": (get_preset("seed-numpy").replace(steps=50, optimizer=Optimizer("sgd", 0.1, momentum=0.9)),
                      len(reference.FORMS["momentum"])),
-    "adam-bce": (get_preset("seed-keras").replace(steps=300), len(reference.FORMS["adam"]) * len(reference.FORMS["bce"])),
+    "adam-bce": (get_preset("seed-keras").replace(steps=50), len(reference.FORMS["adam"]) * len(reference.FORMS["bce"])),
 }
 
 
