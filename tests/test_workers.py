@@ -66,6 +66,18 @@ def test_the_group_with_the_most_expected_work_starts_first():
         assert [o.key for o in pool.results()][0] == ("two", 0)
 
 
+def test_a_worker_past_recycle_mb_is_replaced_after_its_task():
+    """A sweep's worker that has grown past `recycle_mb` (a framework keeping a little of every model) is replaced
+    by a fresh one for the next task; the results are the same."""
+    for recycle, workers in ((None, 1), (1, 3)):  # every worker is past 1 MB
+        with Pool(jobs=1, recycle_mb=recycle) as pool:
+            for i in range(3):
+                pool.submit(i, "g", tasks.pid_and_env, "XR_TEST")
+            outs = {o.key: o.value for o in pool.results()}
+            assert len(pool.started) == workers == len({pid for pid, _ in outs.values()})
+            assert pool.recycled == (0 if recycle is None else 3)
+
+
 def test_notes_stream_before_the_result_and_exceptions_come_back():
     with Pool(jobs=1) as pool:
         pool.submit("n", "g", tasks.send_notes, 3)

@@ -437,13 +437,18 @@ class Pool:
     Results do not depend on `jobs` or on the order of completion: every task runs alone in its worker, from the
     arguments it was given. Leaving the `with` block (normally, by an exception, by Ctrl-C) ends every worker.
     `timeout` limits each task, from the moment a worker is handed it (a worker's first task includes the
-    worker's start and its framework's import). `env` is added to every worker's environment (OMP_NUM_THREADS,
-    TORCHINDUCTOR_CACHE_DIR, ...), under each group's own.
+    worker's start and its framework's import). `recycle_mb` replaces a worker whose peak memory has passed it by
+    the end of a task (the next task of its group starts a fresh one): a sweep runs thousands of models per
+    worker. `env` is added to every worker's environment (OMP_NUM_THREADS, TORCHINDUCTOR_CACHE_DIR, ...), under
+    each group's own.
     """
 
-    def __init__(self, jobs: int | None = None, timeout: float | None = None, env: dict[str, str] | None = None):
+    def __init__(self, jobs: int | None = None, timeout: float | None = None, env: dict[str, str] | None = None,
+                 recycle_mb: float | None = None):
         self.jobs = max(1, jobs or os.cpu_count() or 1)
         self.timeout = timeout
+        self.recycle_mb = recycle_mb  # a worker whose peak memory passed this by the end of a task is replaced
+        self.recycled = 0  # workers replaced for that
         self.env = dict(env or {})  # for every worker, under each group's own
         self.groups: dict[str, _Group] = {}
         self.running: dict[int, tuple[Worker, _Task]] = {}  # task id -> (worker, task)
@@ -546,6 +551,9 @@ class Pool:
         del self.running[task.id]
         self._waiting -= 1
         g = self.groups[task.group]
+        if not worker.closed and self.recycle_mb is not None and (worker.peak_rss_mb or 0) > self.recycle_mb:
+            worker.kill()  # a framework that keeps a little of every model it built (Keras on TensorFlow: ~7 MB a
+            self.recycled += 1  # run) would grow without end over a sweep's thousands of runs; a fresh one does not
         if worker.closed:
             g.workers.remove(worker)
         elif g.pending:
