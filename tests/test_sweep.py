@@ -129,6 +129,22 @@ def test_a_finding_says_which_form_splits_the_verdicts(rs, why):
         assert _why_differ(rs, {n: c for n, c in forms.items() if n != rs[0]["impl"]}, get_preset("seed-keras")) is None
 
 
+def test_a_run_under_the_threshold_only_after_its_last_update_is_reported(tmp_path):
+    """Converged (the final loss, after the last update, is under the threshold) with no step to the threshold
+    (no loss before an update was): seen in the native-defaults study, where the histogram then crashed."""
+    from xor_rosetta.app.sweep_report import summarise, write
+    out = tmp_path / "s"
+    assert sweep(out, "--impls", "numpy", "--basin-grid", "0", "--seeds", "2") == 0
+    header = json.loads((out / "sweep.json").read_text())
+    recs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    late = next(r for r in recs if r["impl"] == "numpy" and r["converged"])
+    late["steps_to_threshold"] = None
+    report = summarise(header, recs, out)
+    write(out, report, recs, None)
+    (row,) = report["rates"]
+    assert row["converged"] == sum(r["converged"] for r in recs) and (out / "steps_histogram.png").stat().st_size
+
+
 def load_params_from_toml(path):
     from xor_rosetta.app.config import load_toml
     return load_toml(path)

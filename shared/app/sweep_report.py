@@ -295,14 +295,16 @@ def write_plots(out: Path, report: dict, records: list[dict], basin: dict | None
     import matplotlib.pyplot as plt
     from .report import _save
     h = report["sweep"]
-    variants = [v for v in h["variants"] if any(r["variant"] == v and r["converged"] for r in records)]
+    variants = [v for v in h["variants"] if any(r["variant"] == v and r["converged"] and r["steps_to_threshold"]
+                                                for r in records)]
     plots = []
     if variants:
         fig, axes = plt.subplots(1, len(variants), figsize=(5.5 * len(variants), 3.8), squeeze=False)
         n_impls = len(h["impls"])
         for ax, v in zip(axes[0], variants):
-            steps = {n: [r["steps_to_threshold"] for r in records
-                         if r["variant"] == v and r["impl"] == n and r["converged"]] for n in h["impls"]}
+            steps = {n: [r["steps_to_threshold"] for r in records  # None: under the threshold only after the
+                         if r["variant"] == v and r["impl"] == n and r["converged"]  # last update (as in the
+                         and r["steps_to_threshold"] is not None] for n in h["impls"]}  # median steps)
             seen = [s for ss in steps.values() for s in ss]
             bins = np.geomspace(max(1, min(seen) / 1.1), max(seen) * 1.1, 50)
             for i, n in enumerate(h["impls"]):
