@@ -314,6 +314,7 @@ def test_floor_spread_shows_the_policys_floor_beside_a_wider_sample():
     (["--preset", "seed-keras", "--forms", "lr=1"], "'lr' is not one of adam, momentum, bce"),
     (["--preset", "seed-keras", "--patterns", "0"], "--patterns must be at least 1"),
     (["--config", "/nonexistent/x.toml"], "does not exist"),
+    (["--preset", "seed-keras", "--init", "/nonexistent/w.npz"], "does not exist"),
 ])
 def test_floor_spread_bad_input_is_one_line_exit_2(args, words, capsys):
     from xor_rosetta.app.floor import main as floor_main

@@ -17,9 +17,9 @@ from dataclasses import replace
 import numpy as np
 
 from ..data import xor_data
-from ..errors import SpecError
+from ..errors import ParamsError, SpecError
 from ..interface import Conventions
-from ..params import Params, init_params
+from ..params import Params, init_params, load_params
 from ..presets import PRESETS
 from ..reference import FORMS, JITTER_RUNS, Jitter, Reference
 from .config import load_toml
@@ -62,6 +62,7 @@ def main(argv=None) -> int:
     src.add_argument("--preset", choices=sorted(PRESETS))
     src.add_argument("--config", metavar="FILE.toml")
     p.add_argument("--seed", type=int, help="the init seed (default: the spec's)")
+    p.add_argument("--init", metavar="FILE.npz", help="initial weights from a file (a sweep's inits/GROUP/seed-N.npz)")
     p.add_argument("--forms", default="", metavar="adam=F,momentum=F,bce=F",
                    help="the reference's conventions (default: " + ", ".join(f"{k}={v}" for k, v in
                                                                          Conventions().to_dict().items()) + ")")
@@ -73,11 +74,13 @@ def main(argv=None) -> int:
         spec = PRESETS[a.preset] if a.preset else load_toml(a.config)
         if a.seed is not None:
             spec = spec.replace(init=replace(spec.init, seed=a.seed))
-        conv, params = parse_forms(a.forms), init_params(spec)
-    except SpecError as e:
+        conv = parse_forms(a.forms)
+        params = load_params(a.init, spec) if a.init else init_params(spec)
+    except (SpecError, ParamsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{a.preset or a.config}, {spec.init.scheme} init seed {spec.init.seed}, {spec.dtype}, forms "
+    init = a.init or f"{spec.init.scheme} init seed {spec.init.seed}"
+    print(f"{a.preset or a.config}, {init}, {spec.dtype}, forms "
           f"{', '.join(f'{k}={v}' for k, v in conv.to_dict().items())}: max |Δ params| of jittered reference runs "
           f"from the exact one")
     print(f"{'step':>6} {'policy (4 runs)':>16} {f'max of {2 * a.patterns}':>12} {'median':>10}")
