@@ -140,12 +140,12 @@ def test_rounding_floor_never_falls_back():
     assert all(f.params[a] <= f.params[b] for a, b in zip(ks, ks[1:]))
 
 
-
 USED_BY = {  # one spec per optimizer/loss branch of the reference, 50 steps each: (spec, distinct runs expected)
     "sgd-mse": (get_preset("seed-numpy").replace(steps=50), 1),
     "momentum-mse": (get_preset("seed-numpy").replace(steps=50, optimizer=Optimizer("sgd", 0.1, momentum=0.9)),
                      len(reference.FORMS["momentum"])),
-    "adam-bce": (get_preset("seed-keras").replace(steps=50), len(reference.FORMS["adam"]) * len(reference.FORMS["bce"])),
+    "adam-bce": (get_preset("seed-keras").replace(steps=50),
+                 len(reference.FORMS["adam"]) * len(reference.FORMS["bce"])),
 }
 
 

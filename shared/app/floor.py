@@ -16,6 +16,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..compare import max_abs_diff
 from ..data import xor_data
 from ..errors import ParamsError, SpecError
 from ..interface import Conventions
@@ -36,8 +37,7 @@ def spread(spec, params: Params, conv: Conventions, patterns: int) -> dict[int, 
     with np.errstate(all="ignore"):
         for s, sign in sorted(set(runs) | set(JITTER_RUNS)):
             h = Reference(spec, params, conv, Jitter(s, sign)).train(x, y, checkpoints=ks)
-            moves[(s, sign)] = [max(float(np.max(np.abs(a - b))) for A, B in zip(h.checkpoints[k], exact.checkpoints[k])
-                                    for a, b in zip(A, B)) for k in ks]
+            moves[(s, sign)] = [max_abs_diff(h.checkpoints[k], exact.checkpoints[k]) for k in ks]
     policy = np.maximum.accumulate(np.max([moves[r] for r in JITTER_RUNS], axis=0))  # running max, as the policy
     wide = np.array([moves[r] for r in runs])  # (runs, checkpoints)
     return {k: (float(policy[i]), float(wide[:, i].max()), float(np.median(wide[:, i]))) for i, k in enumerate(ks)}

@@ -270,7 +270,8 @@ def _run_batched(task: Task, spec: Spec, threshold: float):
                     "converged": bool(nf < 0 and final < threshold and acc[k] == 1.0),
                     "agreement": None if j is None else j.verdict, "status": None if j is None else j.status,
                     "explanation": None if j is None else j.explanation, "error": None,
-                    "conventions": conv.to_dict(), "epsilon": run_spec.optimizer.epsilon if spec.optimizer.name == "adam" else None,
+                    "conventions": conv.to_dict(),
+                    "epsilon": run_spec.optimizer.epsilon if spec.optimizer.name == "adam" else None,
                     "init": f"{fam} default seed {seed}" if own_init else f"{spec.init.scheme} seed {seed}",
                     "seconds": round(seconds, 6)})
 

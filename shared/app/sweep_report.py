@@ -122,7 +122,8 @@ def _why_differ(rs: list[dict], forms: dict[str, dict], spec: Spec) -> str | Non
         return None
     used = {r["impl"]: Conventions(**forms[r["impl"]]).used_by(spec).to_dict() for r in rs}
     if len({tuple(u.values()) for u in used.values()}) == 1:
-        return "every run agrees with the reference, in the same forms: rounding alone puts them on either side of the threshold"
+        return ("every run agrees with the reference, in the same forms: rounding alone puts them on either side "
+                "of the threshold")
     split = []
     for what in ("adam", "momentum", "bce"):
         side = {v: defaultdict(list) for v in (True, False)}  # converged? -> form -> implementations

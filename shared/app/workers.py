@@ -259,13 +259,7 @@ class Worker:
 
     def close(self) -> None:
         """Ask the worker to finish (it is idle), then make sure it has."""
-        if not self.closed and not self.exited():
-            try:
-                self.send_conn.send(None)
-                self.proc.wait(timeout=GRACE_S)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        self.kill()
+        finish([self])
 
     def _close_pipes(self) -> None:
         for c in (self.send_conn, self.recv_conn):
@@ -273,6 +267,23 @@ class Worker:
                 c.close()
             except OSError:
                 pass
+
+
+def finish(workers: list[Worker]) -> None:
+    """Ask idle workers to finish, all at once, give them GRACE_S together, then kill what is left."""
+    for w in workers:
+        if not w.closed and not w.exited():
+            try:
+                w.send_conn.send(None)
+            except OSError:
+                pass
+    deadline = time.monotonic() + GRACE_S
+    for w in workers:
+        try:
+            w.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        w.kill()
 
 
 class _Spawned:
@@ -646,19 +657,7 @@ class Workers:
 
     def close(self) -> None:
         """Ask every worker to finish, all at once, then make sure they have."""
-        for w in self._by_group.values():
-            if not w.closed:
-                try:
-                    w.send_conn.send(None)
-                except OSError:
-                    pass
-        deadline = time.monotonic() + GRACE_S
-        for w in self._by_group.values():
-            try:
-                w.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            w.kill()
+        finish(list(self._by_group.values()))
         self._by_group.clear()
 
 
