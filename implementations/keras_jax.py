@@ -21,21 +21,21 @@ from xor_rosetta.implementations._keras_recording import CycleRows  # noqa: E402
 from xor_rosetta.interface import Conventions  # noqa: E402
 
 # region model
-build_model = keras_mlp.build_model  # the same keras.Sequential of Dense layers: no line of it names a backend
+# keras_mlp.build_model, unchanged: the same keras.Sequential of Dense layers; no line of it names a backend
 # endregion
 
 # region loss
-make_loss = keras_mlp.make_loss  # the same Keras loss; BCE clips p to [1e-7, 1 - 1e-7] here (a JAX array cannot
-# carry the sigmoid's logits, as a TensorFlow tensor does), then takes the log
+# keras_mlp.make_loss, unchanged: the same Keras loss; BCE clips p to [1e-7, 1 - 1e-7] here (a JAX array
+# cannot carry the sigmoid's logits, as a TensorFlow tensor does), then takes the log
 # endregion
 
 # region optimizer
-make_optimizer = keras_mlp.make_optimizer  # the same Keras optimizer, updated by the generic Keras code
+# keras_mlp.make_optimizer, unchanged: the same Keras optimizer, updated by the generic Keras code
 # endregion
 
 # region step
 STEPS_PER_EXECUTION = 1000  # fit() runs that many jitted train steps per call, in a Python loop (not one program)
-compile_model = keras_mlp.compile_model
+# keras_mlp.compile_model, unchanged
 # endregion
 
 

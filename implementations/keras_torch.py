@@ -19,22 +19,22 @@ from xor_rosetta.implementations._keras_recording import CycleRows, ListLoss  # 
 from xor_rosetta.interface import Conventions  # noqa: E402
 
 # region model
-build_model = keras_mlp.build_model  # the same keras.Sequential of Dense layers: no line of it names a backend
+# keras_mlp.build_model, unchanged: the same keras.Sequential of Dense layers; no line of it names a backend
 # endregion
 
 # region loss
-make_loss = keras_mlp.make_loss  # the same Keras loss; BCE clips p to [1e-7, 1 - 1e-7] here, then calls torch's
-# F.binary_cross_entropy (log clamped at -100), although the sigmoid's output carries its logits
+# keras_mlp.make_loss, unchanged: the same Keras loss; BCE clips p to [1e-7, 1 - 1e-7] here, then calls
+# torch's F.binary_cross_entropy (log clamped at -100), although the sigmoid's output carries its logits
 # endregion
 
 # region optimizer
-make_optimizer = keras_mlp.make_optimizer  # the same Keras optimizer; on torch, Keras updates with torch._foreach_*
+# keras_mlp.make_optimizer, unchanged: the same Keras optimizer; on torch, Keras updates with torch._foreach_*
 # ops: Adam's moments as m*b1 + (1 - b1)*g
 # endregion
 
 # region step
 STEPS_PER_EXECUTION = 1  # Keras on torch refuses more: fit() runs each train step eagerly, from Python
-compile_model = keras_mlp.compile_model
+# keras_mlp.compile_model, unchanged
 # endregion
 
 

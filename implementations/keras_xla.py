@@ -13,15 +13,15 @@ from xor_rosetta.implementations._keras_recording import distinct_batches, float
 from xor_rosetta.interface import History  # noqa: E402
 
 # region model
-build_model = keras_mlp.build_model  # the same keras.Sequential of Dense layers as `keras`
+# keras_mlp.build_model, unchanged: the same keras.Sequential of Dense layers as `keras`
 # endregion
 
 # region loss
-make_loss = keras_mlp.make_loss  # the same Keras loss; in a graph, BCE reads the logits behind the sigmoid
+# keras_mlp.make_loss, unchanged: the same Keras loss; in a graph, BCE reads the logits behind the sigmoid
 # endregion
 
 # region optimizer
-make_optimizer = keras_mlp.make_optimizer  # the same Keras optimizer, applied by hand below instead of by fit()
+# keras_mlp.make_optimizer, unchanged: the same Keras optimizer, applied by hand below instead of by fit()
 # endregion
 
 

@@ -9,6 +9,8 @@ import numpy as np
 from .params import Params
 from .tolerance import AGREES, ILL, NOISE, NOISE_FACTOR, WORDS, classify, running_max, tolerance
 
+DEFAULT_THRESHOLD = {"mse": 1e-6, "bce": 0.05}  # loss under which a run counts as converged
+
 
 def max_abs(a: Params) -> float:
     """Largest |value| over every W and b."""

@@ -65,7 +65,7 @@ def check_params(params: Params, spec: Spec, source: str = "params") -> Params:
 
 
 def npz_bytes(params: Params) -> bytes:
-    """The .npz file of `params` (W0, b0, W1, b1, ... as float64), as bytes; `xor_rosetta.app.files` writes it."""
+    """The .npz file of `params` (W0, b0, W1, b1, ... as float64), as bytes; `xor_rosetta.app.common.files` writes it."""
     buf = io.BytesIO()
     np.savez(buf, **flat(to_float64(params)))
     return buf.getvalue()

@@ -2,7 +2,7 @@
 
 An implementation whose process needs another environment than this one (KERAS_BACKEND=jax beside Keras on
 TensorFlow: Keras reads it once per process) runs in a worker process of its group, through
-`xor_rosetta.app.workers.RemoteMLP`; the others run here, which keeps the suite fast. The workers live for the
+`xor_rosetta.app.workers.remote.RemoteMLP`; the others run here, which keeps the suite fast. The workers live for the
 whole session, one per group, and end with it.
 """
 from __future__ import annotations
@@ -13,7 +13,8 @@ import os
 import pytest
 
 from xor_rosetta import registry
-from xor_rosetta.app import workers
+from xor_rosetta.app.workers import pool as workers, remote
+from xor_rosetta.checks import set_loader
 from xor_rosetta.data import xor_data
 from xor_rosetta.params import init_params
 from xor_rosetta.presets import get_preset
@@ -36,9 +37,12 @@ for _entry in registry.ENTRIES:
         os.environ.setdefault(_key, _value)
 
 
+set_loader(remote.load_anywhere)  # the checks load a built-in that cannot share this process in its worker
+
+
 def runs_here(name: str) -> bool:
     """Whether `name` can run in the test process (else it runs in a worker)."""
-    return not workers.needs_own_process(registry.get_entry(name))
+    return not remote.needs_own_process(registry.get_entry(name))
 
 
 def load_or_skip(name: str):
@@ -49,7 +53,7 @@ def load_or_skip(name: str):
         reason = registry.unavailable_reason(registry.get_entry(name))
         if reason is not None:
             raise registry.UnavailableError(f"implementation {name!r} is unavailable: {reason}")
-        return workers.remote_class(name)
+        return remote.remote_class(name)
     except registry.UnavailableError as e:
         if REQUIRE_ALL:
             pytest.fail(str(e))

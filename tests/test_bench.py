@@ -5,7 +5,7 @@ import math
 
 
 from xor_rosetta.implementations.numpy_mlp import NumpyMLP
-from xor_rosetta.app import bench
+from xor_rosetta.app.bench import speed as bench
 from xor_rosetta.data import xor_data
 from xor_rosetta.presets import get_preset
 from xor_rosetta.spec import Spec

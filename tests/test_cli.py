@@ -90,10 +90,10 @@ def test_compare_numpy_torch_agree(tmp_path):
 
 def test_compare_exits_1_when_an_implementation_differs(tmp_path):
     load_or_skip("torch")
-    p = run("compare", "--preset", "seed-numpy", "--steps", "200", "--impls", "numpy,torch", "--out", tmp_path,
-            "--threshold", "1", "--test-perturb", "torch:lr=0.1000001")
+    p = run("compare", "--preset", "seed-numpy", "--steps", "200", "--impls", "numpy,tests/impls/perturbed.py:TorchLrOff",
+            "--out", tmp_path, "--threshold", "1")
     assert p.returncode == 1, p.stdout + p.stderr
-    assert "FAIL: torch: at step 1: params differ by" in p.stderr
+    assert "FAIL: tests/impls/perturbed.py:TorchLrOff: at step 1: params differ by" in p.stderr
     assert "DISAGREES" in p.stdout
 
 

@@ -22,8 +22,8 @@ import pytest
 from conftest import IMPLS, load_or_skip
 from impls.tasks import repeat_runs
 from xor_rosetta import registry
-from xor_rosetta.app import workers
-from xor_rosetta.app.runner import References, checkpoints_for, judge_run, submit
+from xor_rosetta.app.workers import pool as workers
+from xor_rosetta.app.run.runner import References, checkpoints_for, judge_run, submit
 from xor_rosetta.params import init_params
 from xor_rosetta.presets import get_preset
 from xor_rosetta.spec import Init, Optimizer, Spec

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import load_or_skip
-from xor_rosetta.app import differences as d
+from xor_rosetta.app.docs import differences as d
 from xor_rosetta.tolerance import tolerance
 
 F64, F32 = tolerance("float64"), tolerance("float32")

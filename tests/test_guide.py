@@ -15,8 +15,8 @@ import pytest
 
 from conftest import IMPLS, load_or_skip
 from xor_rosetta import registry
-from xor_rosetta.app import guide, seed
-from xor_rosetta.app.browser import Browser, find_chromium
+from xor_rosetta.app.docs import guide, seed
+from xor_rosetta.app.docs.browser import Browser, find_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"

@@ -13,7 +13,7 @@ import pytest
 from conftest import load_or_skip, runs_here, trained, with_slow_marks
 from impls import keras_tasks
 from xor_rosetta import registry
-from xor_rosetta.app import workers
+from xor_rosetta.app.workers import pool as workers
 from xor_rosetta.compare import max_abs, max_abs_diff, max_rel_diff
 from xor_rosetta.data import batch_period, batch_rows, xor_data
 from xor_rosetta.params import init_params

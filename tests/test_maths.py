@@ -10,7 +10,7 @@ import pytest
 
 from conftest import IMPLS, load_or_skip
 from xor_rosetta import registry
-from xor_rosetta.app import maths
+from xor_rosetta.app.docs import maths
 
 MATHS = Path(__file__).resolve().parent.parent / "results" / "maths.md"
 REGENERATE = "regenerate it with `xor-rosetta guide` (run in the checkout) and commit it"
@@ -93,12 +93,12 @@ def test_every_form_an_implementation_uses_is_documented(name):
         value = getattr(conventions, fld.name)
         assert (fld.name, value) in documented, \
             f"{name} uses {fld.name}={value!r}, which results/maths.md does not write out: add a Form to " \
-            f"xor_rosetta.app.maths.FORMS (and a Field entry for a new field), then run `xor-rosetta guide`"
+            f"xor_rosetta.app.docs.maths.FORMS (and a Field entry for a new field), then run `xor-rosetta guide`"
     if not registry.get_entry(name).builtin:
         return
     for f in maths.FORMS:  # a built-in implementation is named in the `used by` text of its forms, and only there
         uses, named = getattr(conventions, f.field) == f.value, f"`{name}`" in f.used_by
         assert uses == named, \
-            f"the `used by` text of {f.field}={f.value!r} in xor_rosetta.app.maths.FORMS " \
+            f"the `used by` text of {f.field}={f.value!r} in xor_rosetta.app.docs.maths.FORMS " \
             f"{'does not name' if uses else 'names'} {name}, which {'uses' if uses else 'does not use'} it: " \
             f"fix it, then run `xor-rosetta guide`"

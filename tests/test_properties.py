@@ -16,8 +16,8 @@ from hypothesis import event, given, settings, strategies as st
 
 from conftest import load_or_skip
 from xor_rosetta import registry
-from xor_rosetta.app.config import dump_toml
-from xor_rosetta.app.files import save_params
+from xor_rosetta.app.common.config import dump_toml
+from xor_rosetta.app.common.files import save_params
 from xor_rosetta.compare import judge
 from xor_rosetta.data import xor_data
 from xor_rosetta.params import shapes

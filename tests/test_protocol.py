@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from xor_rosetta.app.cli import main
-from xor_rosetta.app.protocol import decode_array, decode_number, encode_array, encode_number
+from xor_rosetta.app.workers.protocol import decode_array, decode_number, encode_array, encode_number
 
 ROOT = Path(__file__).resolve().parents[1]
 MLP_JS = ROOT / "tests" / "other_language" / "mlp.js"

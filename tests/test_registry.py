@@ -12,7 +12,7 @@ from xor_rosetta.errors import UnavailableError
 
 def test_core_imports_no_framework():
     code = ("import sys, xor_rosetta.spec, xor_rosetta.params, xor_rosetta.reference, xor_rosetta.registry, xor_rosetta.compare, "
-            "xor_rosetta.tolerance, xor_rosetta.presets, xor_rosetta.app.differences, xor_rosetta.implementations.numpy_mlp; "
+            "xor_rosetta.tolerance, xor_rosetta.presets, xor_rosetta.app.docs.differences, xor_rosetta.implementations.numpy_mlp; "
             "xor_rosetta.registry.load('numpy'); "
             "print(sorted(m for m in ('torch', 'tensorflow', 'keras', 'jax') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -29,10 +29,12 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from conftest import load_or_skip
 from test_cli import EXE, GOLDEN, ROOT, assert_one_line_error, run
 from xor_rosetta import registry
-from xor_rosetta.app import bench, cli, files, golden, report, runner
-from xor_rosetta.app.files import json_text, write_set
-from xor_rosetta.app.resources import available_memory
-from xor_rosetta.app.workers import READY_ENV
+from xor_rosetta.app.bench import speed as bench
+from xor_rosetta.app import cli
+from xor_rosetta.app.common import files
+from xor_rosetta.app.run import golden, report, runner
+from xor_rosetta.app.common.files import json_text, write_set
+from xor_rosetta.app.common.resources import available_memory
 from xor_rosetta.interface import History
 from xor_rosetta.params import init_params
 from xor_rosetta.presets import get_preset
@@ -147,7 +149,7 @@ def test_golden_missing_or_corrupt(tmp_path, capsys):
 
 
 def test_a_run_that_would_not_fit_stops_before_it_starts(tmp_path, capsys, monkeypatch):
-    from xor_rosetta.app import resources
+    from xor_rosetta.app.common import resources
     monkeypatch.setattr(resources, "available_memory", lambda: 3 << 30)
     line = one_line_error(capsys, "train", "--impl", "numpy", "--preset", "seed-numpy", "--steps", "300000000",
                           "--out", tmp_path, needles=["this run needs about 4.5 GiB", "but 3.0 GiB is available"])
@@ -442,7 +444,7 @@ def _writers(tmp_path):
                          tmp_path / "golden")
 
     def guide_files(v):
-        from xor_rosetta.app import guide
+        from xor_rosetta.app.docs import guide
         rendered = guide.render_all
         guide.render_all = lambda: {name: f"{name} {v}" for name in ("guide.md", "guide.html", "maths.md")}
         try:
@@ -712,11 +714,14 @@ def test_interrupted_run_ends_every_worker_and_keeps_earlier_results(sig, code, 
     proc = subprocess.Popen([*WITH_SIGINT, str(EXE), "compare", "--preset", "seed-numpy", "--steps", "3000000",
                              "--impls", f"numpy,{hang}", "--jobs", "2", "--out", str(tmp_path), "--quiet"], cwd=ROOT,
                             text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, READY_ENV: "1"})
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "XR_HANG_SAYS": "1"})
     try:
-        line = proc.stderr.readline()  # the CLI says when its workers run their tasks
-        assert "ready" in line, line + proc.stderr.read()
-        workers = children(proc.pid)
+        line = proc.stderr.readline()  # HangMLP says when it trains (tests/impls/crashy.py)
+        assert "hang: training" in line, line + proc.stderr.read()
+        deadline = time.monotonic() + 30
+        while len(workers := children(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the numpy worker starts beside it
         assert len(workers) == 2, workers
         proc.send_signal(sig)
         try:

@@ -18,10 +18,10 @@ import numpy.lib.format as npy
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from xor_rosetta.app.config import dump_toml, load_toml
-from xor_rosetta.app.files import save_params
-from xor_rosetta.app.resources import check_fits
-from xor_rosetta.app.runner import checkpoints_for
+from xor_rosetta.app.common.config import dump_toml, load_toml
+from xor_rosetta.app.common.files import save_params
+from xor_rosetta.app.common.resources import check_fits
+from xor_rosetta.app.run.runner import checkpoints_for
 from xor_rosetta.errors import ParamsError, SpecError, XorRosettaError
 from xor_rosetta.params import init_params, load_params, shapes
 from xor_rosetta.presets import PRESETS, get_preset

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from xor_rosetta.app.cli import main
-from xor_rosetta.app.sweep_report import wilson
+from xor_rosetta.app.sweep.report import wilson
 from xor_rosetta.compare import accuracy
 from xor_rosetta.data import xor_data
 from xor_rosetta.implementations.numpy_mlp import NumpyMLP
@@ -84,7 +84,7 @@ def test_small_sweep_counts_what_direct_runs_count(tmp_path):
 
 def test_a_seed_where_verdicts_differ_is_a_finding_with_its_replay(tmp_path):
     """The cross-implementation check can fail: a record changed by hand shows up as a finding."""
-    from xor_rosetta.app.sweep_report import summarise
+    from xor_rosetta.app.sweep.report import summarise
     out = tmp_path / "s"
     assert sweep(out, "--impls", "numpy,numpy-batched", "--basin-grid", "0", "--seeds", "3") == 0
     header = json.loads((out / "sweep.json").read_text())
@@ -122,7 +122,7 @@ WHY_CASES = {  # records of one seed (seed-keras: Adam, BCE) -> what the finding
 
 @pytest.mark.parametrize("rs, why", WHY_CASES.values(), ids=WHY_CASES.keys())
 def test_a_finding_says_which_form_splits_the_verdicts(rs, why):
-    from xor_rosetta.app.sweep_report import _why_differ
+    from xor_rosetta.app.sweep.report import _why_differ
     forms = {r["impl"]: r["conventions"] for r in rs}
     assert _why_differ(rs, forms, get_preset("seed-keras")) == why
     if why is not None:  # an implementation whose forms were not recorded (a sweep from before they were): nothing
@@ -133,7 +133,7 @@ def test_a_run_under_the_threshold_only_after_its_last_update_is_reported(tmp_pa
     """Converged (the final loss, after the last update, is under the threshold) with no step to the threshold
     (no loss before an update was): seen in the native-defaults study, where the histogram then crashed."""
     pytest.importorskip("matplotlib")  # the histogram is what crashed
-    from xor_rosetta.app.sweep_report import summarise, write
+    from xor_rosetta.app.sweep.report import summarise, write
     out = tmp_path / "s"
     assert sweep(out, "--impls", "numpy", "--basin-grid", "0", "--seeds", "2") == 0
     header = json.loads((out / "sweep.json").read_text())
@@ -147,7 +147,7 @@ def test_a_run_under_the_threshold_only_after_its_last_update_is_reported(tmp_pa
 
 
 def load_params_from_toml(path):
-    from xor_rosetta.app.config import load_toml
+    from xor_rosetta.app.common.config import load_toml
     return load_toml(path)
 
 
@@ -243,7 +243,7 @@ def test_native_defaults_draw_each_frameworks_own_weights(tmp_path):
             r = recs[(seed, variant, "torch")]
             assert (r["epsilon"], r["init"]) == (eps, f"{init} {seed}") and r["agreement"] == "agrees", r
             assert bool(recs[(seed, variant, "numpy")].get("skipped")) == (variant != "canonical")
-    from xor_rosetta.app import native  # the same seed draws the same weights again (here, in this process)
+    from xor_rosetta.implementations import native  # the same seed draws the same weights again (here, in this process)
     for (W, b), (W2, b2) in zip(load_params(out / "inits/torch/seed-1.npz", spec), native.draw("torch", spec, 1)):
         assert np.array_equal(W, W2) and np.array_equal(b, b2)
     report = json.loads((out / "report.json").read_text())
@@ -253,7 +253,7 @@ def test_native_defaults_draw_each_frameworks_own_weights(tmp_path):
 def test_keras_default_weights():
     """Keras' own Dense weights (glorot-uniform, zero bias), as the sweep draws them in the keras worker: within
     their bounds, the same for the same seed, different for another."""
-    from xor_rosetta.app import native
+    from xor_rosetta.implementations import native
     assert native.family(load_or_skip("keras")) == "keras"  # Keras on TensorFlow, in this process
     spec = get_preset("seed-keras")
     a, b, c = (native.draw("keras", spec, s) for s in (3, 3, 4))
@@ -295,9 +295,9 @@ def test_a_worker_that_dies_costs_only_the_run_it_was_doing(tmp_path, capsys):
 
 
 def test_floor_spread_shows_the_policys_floor_beside_a_wider_sample():
-    """`python -m xor_rosetta.app.floor`, the check of a DISAGREES finding against more jitter patterns: its
+    """`python -m xor_rosetta.app.run.floor`, the check of a DISAGREES finding against more jitter patterns: its
     policy column is the tolerance policy's own floor, and the wider sample contains those four runs."""
-    from xor_rosetta.app.floor import parse_forms, spread
+    from xor_rosetta.app.run.floor import parse_forms, spread
     from xor_rosetta.reference import Reference, rounding_floor
     spec = get_preset("seed-keras").replace(steps=200)
     conv, params = parse_forms("adam=torch,bce=probs"), init_params(spec)
@@ -318,7 +318,7 @@ def test_floor_spread_shows_the_policys_floor_beside_a_wider_sample():
     (["--preset", "seed-keras", "--init", "/nonexistent/w.npz"], "does not exist"),
 ])
 def test_floor_spread_bad_input_is_one_line_exit_2(args, words, capsys):
-    from xor_rosetta.app.floor import main as floor_main
+    from xor_rosetta.app.run.floor import main as floor_main
     assert floor_main(args) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1

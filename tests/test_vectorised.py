@@ -1,4 +1,4 @@
-"""The batched NumPy path (xor_rosetta.app.vectorised) against one-at-a-time runs: every network of a batch must
+"""The batched NumPy path (xor_rosetta.implementations.batched.numpy) against one-at-a-time runs: every network of a batch must
 agree with its own run by the tolerance policy, and reach the same verdict (converged, steps to the threshold,
 divergence)."""
 from __future__ import annotations
@@ -8,8 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from xor_rosetta.app import vectorised as V
-from xor_rosetta.app.runner import DEFAULT_THRESHOLD, checkpoints_for, first_nonfinite
+from xor_rosetta.implementations.batched import numpy as V
+from xor_rosetta.app.run.runner import DEFAULT_THRESHOLD, checkpoints_for, first_nonfinite
 from xor_rosetta.compare import accuracy, judge
 from xor_rosetta.data import xor_data
 from xor_rosetta.implementations.numpy_mlp import NumpyMLP
@@ -106,8 +106,8 @@ def test_stack_and_unstack_are_inverse():
             assert np.array_equal(W, W2) and np.array_equal(b, b2)
 
 
-FRAMEWORK_PATHS = {"torch": ("xor_rosetta.app.vectorised_torch", "torch"),
-                   "jax": ("xor_rosetta.app.vectorised_jax", "optax")}
+FRAMEWORK_PATHS = {"torch": ("xor_rosetta.implementations.batched.torch", "torch"),
+                   "jax": ("xor_rosetta.implementations.batched.jax", "optax")}
 FRAMEWORK_CASES = {"seed-keras": get_preset("seed-keras").replace(steps=120),
                    "momentum-minibatch": MOMENTUM.replace(steps=120)}
 
@@ -152,6 +152,7 @@ def test_framework_batched_path_agrees_with_one_at_a_time_reference(path, case):
     if path == "torch":
         assert check_framework_path(path, case) == []
         return
-    from xor_rosetta.app import sweep, workers
+    from xor_rosetta.app.sweep import plan as sweep
+    from xor_rosetta.app.workers import pool as workers
     group, env = sweep.batched_group("jax-vmap")
     assert workers.session().get(group, env).call(check_framework_path, path, case) == []

@@ -13,9 +13,9 @@ from mutants.numpy_mutants import MUTANTS, Float32Tanh, LrTwice, NumpyMLP, Wrong
 from mutants.seed_listing import SeedListingMLP
 from xor_rosetta import registry
 from xor_rosetta.app.cli import main
-from xor_rosetta.app.diagnose import CATALOGUE
-from xor_rosetta.app.testing import Check, KnownDifference, declared_known_differences, parametrize_with_checks
-from xor_rosetta.app.verify import CHECKS, BadTarget, Battery, precision_checks, verify
+from xor_rosetta.checks.diagnose import CATALOGUE
+from xor_rosetta.checks.testing import Check, KnownDifference, declared_known_differences, parametrize_with_checks
+from xor_rosetta.checks import CHECKS, BadTarget, Battery, precision_checks, verify
 
 
 # the quick battery, one test per implementation and check: numpy-forward, ...; keras-jax and keras-torch declare

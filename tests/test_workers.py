@@ -11,8 +11,10 @@ import pytest
 from impls import tasks
 from test_cli import ROOT, run
 from xor_rosetta import registry
-from xor_rosetta.app import workers
-from xor_rosetta.app.workers import Pool, Worker, WorkerError, needs_own_process, remote_class
+from xor_rosetta.app.workers import pool as workers
+from xor_rosetta.app.workers.pool import Pool, Worker
+from xor_rosetta.app.workers.remote import needs_own_process, remote_class
+from xor_rosetta.app.workers.wire import WorkerError
 from xor_rosetta.data import xor_data
 from xor_rosetta.implementations.numpy_mlp import NumpyMLP
 from xor_rosetta.params import init_params

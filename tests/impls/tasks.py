@@ -15,7 +15,7 @@ def sleep_then(seconds: float, value):
 
 
 def send_notes(n: int) -> int:
-    from xor_rosetta.app.workers import note
+    from xor_rosetta.app.workers.serve import note
     for i in range(n):
         note(i)
     return n
@@ -38,7 +38,7 @@ def imported(module: str) -> bool:
 def repeat_runs(name: str, specs: list, repeats: int = 2) -> list[list]:
     """`train_impl` (what compare runs in a worker) on each spec, then all of them again: [spec][repeat] -> ImplRun.
     The second round runs after the other specs ran in this process, so state a run leaves behind would show."""
-    from xor_rosetta.app.runner import checkpoints_for, train_impl
+    from xor_rosetta.app.run.runner import checkpoints_for, train_impl
     from xor_rosetta.params import init_params
     out = [[] for _ in specs]
     for _ in range(repeats):

@@ -1,6 +1,6 @@
 """Mutants for the diagnosis of `xor-rosetta verify`: the NumPy implementation (a copy of
 implementations/numpy_mlp.py, so that edits there cannot change these), and one subclass per classic mistake, each
-changing one thing. `MUTANTS` maps each to the catalogue cause (xor_rosetta.app.diagnose.CATALOGUE) that verify
+changing one thing. `MUTANTS` maps each to the catalogue cause (xor_rosetta.checks.diagnose.CATALOGUE) that verify
 must name. The seed article's listing is the mutant for "only the last layer is updated" (seed_listing.py).
 """
 from __future__ import annotations
@@ -274,7 +274,7 @@ class ShuffledRows(NumpyMLP):
         return np.random.permutation(super().rows(step, b, n))
 
 
-MUTANTS = {  # mutant -> the cause verify must name (xor_rosetta.app.diagnose.CATALOGUE)
+MUTANTS = {  # mutant -> the cause verify must name (xor_rosetta.checks.diagnose.CATALOGUE)
     TransposedWeights: "transposed-weights",
     BiasNotUpdated: "bias-not-updated",
     LossSummed: "loss-summed",

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-from ..files import json_text
+from xor_rosetta.app.common.files import json_text
 from ..cli import EXIT_OK, writable_dir
 
 NAME, HELP = "bench", "speed of every variant, and compare against the bare imports; writes benchmarks.md/.json"
@@ -15,10 +15,10 @@ def add_arguments(sp) -> None:
 
 
 def run(a) -> int:
-    from .. import bench
-    from ..progress import Progress
+    from xor_rosetta.app.bench import speed as bench
+    from xor_rosetta.app.common.progress import Progress
 
-    from ..project import results_dir
+    from xor_rosetta.app.common.project import results_dir
     out = writable_dir(results_dir(a.out))
     from ... import registry
     total = sum(registry.unavailable_reason(e) is None for e in registry.ENTRIES) + 4 + (0 if a.quick else 4)

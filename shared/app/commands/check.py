@@ -5,9 +5,9 @@ import sys
 
 from ... import registry
 from ...errors import XorRosettaError
-from ..files import json_text
+from xor_rosetta.app.common.files import json_text
 from ..cli import EXIT_FAIL, EXIT_OK, impl_names
-from ..workers import add_options
+from xor_rosetta.app.workers.pool import add_options
 
 NAME, HELP = "check", "re-run the golden cases and compare with results/golden/"
 
@@ -21,10 +21,10 @@ def add_arguments(sp) -> None:
 
 
 def run(a) -> int:
-    from .. import golden
-    from ..progress import Progress
+    from xor_rosetta.app.run import golden
+    from xor_rosetta.app.common.progress import Progress
 
-    from ..project import golden_dir
+    from xor_rosetta.app.common.project import golden_dir
     folder = golden_dir(a.golden_dir, write=a.update)
     names = impl_names(a.impls)
     outside = [n for n in names if n not in registry.REGISTRY]

@@ -1,13 +1,11 @@
 """`xor-rosetta compare`: every implementation from one set of initial weights, judged against the reference."""
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
-from ...errors import XorRosettaError
 from ..cli import EXIT_FAIL, EXIT_OK, add_spec_options, impl_names, threshold_value, writable_dir
-from ..workers import add_options
+from xor_rosetta.app.workers.pool import add_options
 
 NAME, HELP = "compare", "train implementations from the same weights and compare with the NumPy reference"
 
@@ -17,36 +15,34 @@ def add_arguments(sp) -> None:
     sp.add_argument("--cmd", action="append", metavar="COMMAND", help='also run a child process speaking the '
                     'protocol of docs/protocol.md, e.g. --cmd "node mlp.js" (repeatable)')
     sp.add_argument("--threshold", type=threshold_value, help="convergence loss (default 1e-6 for mse, 0.05 for bce)")
-    sp.add_argument("--test-perturb", help=argparse.SUPPRESS)  # tests: NAME:lr=VALUE
     add_spec_options(sp)
     add_options(sp)
 
 
 def run(a) -> int:
-    from ..config import choose_spec
+    from xor_rosetta.app.common.config import choose_spec
     from ...params import init_params
-    from ..progress import Progress
-    from ..report import summary, table, notes, write
-    from ..runner import DEFAULT_THRESHOLD, checkpoints_for, run_all
-    from ..files import json_text
-    from ..resources import check_fits
+    from xor_rosetta.app.common.progress import Progress
+    from xor_rosetta.app.run.report import summary, table, notes, write
+    from xor_rosetta.app.run.runner import DEFAULT_THRESHOLD, checkpoints_for, run_all
+    from xor_rosetta.app.common.files import json_text
+    from xor_rosetta.app.common.resources import check_fits
 
     name, spec = choose_spec(a.preset, a.config, dtype=a.dtype, steps=a.steps, init=a.init)
     names = impl_names(a.impls)
     if a.cmd:
-        from ..protocol import register_command
+        from xor_rosetta.app.workers.protocol import register_command
         names += [register_command(c) for c in a.cmd]
     check_fits(spec, len(names))  # a run that would not fit in memory stops here, before it starts
     out = writable_dir(a.out or f"runs/compare-{name}")
     threshold = a.threshold if a.threshold is not None else DEFAULT_THRESHOLD[spec.loss]
     params = init_params(spec)  # one set of initial weights for everyone
     ks = checkpoints_for(spec.steps)
-    perturbed = _perturbation(a.test_perturb, spec)
     start = time.perf_counter()
     with Progress(len(names), enabled=not a.quiet) as bar:
         bar.update(f"training {', '.join(names)} in worker processes", 0)
         results, cost = run_all(names, spec, params, threshold, ks, jobs=a.jobs, timeout=a.timeout,
-                                impl_specs=perturbed, progress=lambda label, done: bar.update(label, done),
+                                progress=lambda label, done: bar.update(label, done),
                                 meanwhile=_warm_plots)
     report = summary(name, spec, results, threshold, time.perf_counter() - start)
     report["workers"] = cost
@@ -67,20 +63,6 @@ def run(a) -> int:
                    f"{round(r['accuracy'] * 4)}/4 correct")
         print(f"FAIL: {r['implementation']}: {why}", file=sys.stderr)
     return EXIT_OK if not bad else EXIT_FAIL
-
-
-def _perturbation(arg: str | None, spec) -> dict:
-    """--test-perturb NAME:lr=VALUE gives one implementation another learning rate (tests only)."""
-    if not arg:
-        return {}
-    try:
-        name, rest = arg.split(":", 1)
-        key, value = rest.split("=", 1)
-        assert key == "lr"
-        from dataclasses import replace
-        return {name: spec.replace(optimizer=replace(spec.optimizer, lr=float(value)))}
-    except (ValueError, AssertionError):
-        raise XorRosettaError(f"--test-perturb takes NAME:lr=VALUE, got {arg!r}") from None
 
 
 def _warm_plots() -> None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..cli import EXIT_OK, writable_dir
-from ..files import json_text
+from xor_rosetta.app.common.files import json_text
 
 NAME, HELP = "guide", "render the idiom guide (guide.md, guide.html) and the maths (maths.md) from the code"
 
@@ -14,15 +14,15 @@ def add_arguments(sp) -> None:
 
 
 def run(a) -> int:
-    from .. import guide
-    from ..progress import Progress
-    from ..project import results_dir
+    from xor_rosetta.app.docs import guide
+    from xor_rosetta.app.common.progress import Progress
+    from xor_rosetta.app.common.project import results_dir
     out = writable_dir(results_dir(a.out))
     with Progress(2 if a.screenshot else 1, enabled=not a.quiet) as bar:
         bar.update("rendering guide.md, guide.html, maths.md", 0)
         written = guide.write(out)
         if a.screenshot:
-            from ..browser import Browser
+            from xor_rosetta.app.docs.browser import Browser
             bar.update("guide.png in headless Chromium", 1)
             with Browser(width=1600, height=1000) as b:
                 b.open(out / "guide.html")

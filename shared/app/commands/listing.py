@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 from ... import registry
-from ..files import json_text
+from xor_rosetta.app.common.files import json_text
 from ..cli import EXIT_OK
 
 NAME, HELP = "list", "implementations, versions, availability"

@@ -16,7 +16,7 @@ NAME, HELP = "sweep", "train every implementation from many initial-weight sets:
 
 def add_arguments(sp) -> None:
     from ...presets import PRESETS
-    from ..sweep import BATCHED
+    from xor_rosetta.app.sweep.plan import BATCHED
     src = sp.add_mutually_exclusive_group(required=True)
     src.add_argument("--preset", metavar="NAME", help=f"a named experiment: {', '.join(PRESETS)}")
     src.add_argument("--config", metavar="FILE.toml", help="an experiment file (see README)")
@@ -45,9 +45,9 @@ def add_arguments(sp) -> None:
 
 
 def run(a) -> int:
-    from ..config import choose_spec
-    from ..runner import DEFAULT_THRESHOLD
-    from .. import sweep as S
+    from xor_rosetta.app.common.config import choose_spec
+    from xor_rosetta.app.run.runner import DEFAULT_THRESHOLD
+    from xor_rosetta.app.sweep import plan as S
     from ..cli import impl_names
     name, spec = choose_spec(a.preset, a.config, dtype=a.dtype, steps=a.steps)
     if spec.init.scheme == "file":
@@ -64,7 +64,7 @@ def run(a) -> int:
     variants = S.variants_for(spec, a.native_defaults)
     basin_weights = [w.strip() for w in re.split(r",(?![^\[]*\])", a.basin) if w.strip()] if a.basin_grid else []
     if a.basin_grid:
-        from ..basin import parse_weight
+        from xor_rosetta.app.sweep.basin import parse_weight
         if len(basin_weights) != 2:
             raise XorRosettaError(f"--basin names two weights, got {a.basin!r}")
         for w in basin_weights:
@@ -73,7 +73,7 @@ def run(a) -> int:
     header = {"format": 1, "name": name, "spec": spec.to_dict(), "threshold": threshold,
               "seeds": [seeds.start, seeds.stop], "impls": impls, "variants": list(variants),
               "command": _command(name, a)}
-    from ..sweep_engine import Progress, Store, run_dask, run_local
+    from xor_rosetta.app.sweep.engine import Progress, Store, run_dask, run_local
     start = time.perf_counter()
     store = Store(out, header, a.resume)
     try:
@@ -97,7 +97,7 @@ def run(a) -> int:
         store.close()
     records = [r for k, r in store.done.items() if k[0] in seeds and k[1] in variants and k[2] in impls]
     basin = _basin(out, spec, seeds.start, threshold, basin_weights, a) if a.basin_grid else None
-    from .. import sweep_report as R
+    from xor_rosetta.app.sweep import report as R
     report = R.summarise(header, records, out)
     store.finish(time.perf_counter() - start)
     report["wall_seconds"] = store.header["wall_seconds"]  # over every invocation, resumed ones included
@@ -133,7 +133,7 @@ def _cpus() -> int:
 
 
 def _impls(arg, impl_names) -> list[str]:
-    from ..sweep import BATCHED
+    from xor_rosetta.app.sweep.plan import BATCHED
     if not arg:
         return impl_names(None)
     names = [n.strip() for n in arg.split(",") if n.strip()]
@@ -149,8 +149,8 @@ def _basin(out, spec, seed, threshold, weights, a) -> dict:
     from dataclasses import replace
     from ... import registry
     from ...params import init_params
-    from ..basin import compute
-    from ..files import atomic_write_bytes
+    from xor_rosetta.app.sweep.basin import compute
+    from xor_rosetta.app.common.files import atomic_write_bytes
     import io
     path = out / "basin.npz"
     settings = np.array(json.dumps({"spec": spec.to_dict(), "seed": seed, "threshold": threshold,

@@ -6,7 +6,7 @@ import sys
 from ... import registry
 from ...errors import XorRosettaError
 from ..cli import EXIT_FAIL, EXIT_OK, add_spec_options, writable_dir
-from ..workers import add_options
+from xor_rosetta.app.workers.pool import add_options
 
 NAME, HELP = "train", "train one implementation; writes history.json and params.npz"
 
@@ -18,13 +18,13 @@ def add_arguments(sp) -> None:
 
 
 def run(a) -> int:
-    from ..config import choose_spec
-    from ..files import json_text, write_set
+    from xor_rosetta.app.common.config import choose_spec
+    from xor_rosetta.app.common.files import json_text, write_set
     from ...params import init_params, npz_bytes
-    from ..progress import Progress
-    from ..resources import check_fits
-    from ..runner import first_nonfinite, submit, train_alone
-    from ..workers import Pool
+    from xor_rosetta.app.common.progress import Progress
+    from xor_rosetta.app.common.resources import check_fits
+    from xor_rosetta.app.run.runner import first_nonfinite, submit, train_alone
+    from xor_rosetta.app.workers.pool import Pool
 
     registry.get_entry(a.impl)
     name, spec = choose_spec(a.preset, a.config, dtype=a.dtype, steps=a.steps, init=a.init)

@@ -24,14 +24,16 @@ def add_arguments(sp) -> None:
 
 
 def run(a) -> int:
-    from ..files import json_text, write_set
-    from ..progress import Progress
-    from ..verify import CHECKS, Battery, subject_for, verify
+    from xor_rosetta.app.common.files import json_text, write_set
+    from xor_rosetta.app.common.progress import Progress
+    from xor_rosetta.app.workers.remote import load_anywhere
+    from xor_rosetta.checks import CHECKS, Battery, set_loader, subject_for, verify
+    set_loader(load_anywhere)
 
     if (a.target is None) == (a.cmd is None):
         raise XorRosettaError("verify needs TARGET or --cmd COMMAND (one of them)")
     if a.cmd is not None:
-        from ..protocol import command_class
+        from xor_rosetta.app.workers.protocol import command_class
         target = subject_for(command_class(a.cmd), name=None)
         target.source = f"command {a.cmd}"
     else:

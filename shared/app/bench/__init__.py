@@ -1,0 +1,1 @@
+"""`xor-rosetta bench`: the speed of every variant, and of the batched sweep."""

@@ -1,0 +1,451 @@
+"""Why a check of `xor-rosetta verify` fails: the first failure, then the likely cause from a catalogue of classic
+mistakes.
+
+Causes are recognised by testing hypotheses against the reference, not by reading the source: each hypothesis is
+the reference with one mistake put in (`Variant`), run through the failing check's own script and judged by the
+same tolerance policy. The implementation "has" a mistake when it agrees with the reference that makes it, and not
+with the one that doesn't. A few causes are tested directly: params() returning W transposed or rounded to
+float32, differences that are float32-sized (agreement with the float64 reference by float32's tolerance policy,
+and with a float32 reference where that one is a witness: see `_float32`), which rows each step used (found from
+each step's loss), and runs that differ from themselves.
+
+A failure in a dtype for which the implementation declares a known difference is that difference when its
+diagnosis is the cause the declaration stands for (`KNOWN_CAUSES`), and only then.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import numpy as np
+
+from xor_rosetta.data import batch_rows, xor_data
+from xor_rosetta.interface import Conventions, History
+from xor_rosetta.reference import Optimizer, Reference, activate_grad, forward, loss_and_dz
+from xor_rosetta.tolerance import AGREES, DISAGREES, classify, tolerance
+from xor_rosetta.reference import FORMS
+from xor_rosetta.checks.battery import Battery
+from xor_rosetta.checks.catalogue import DETECTORS
+from xor_rosetta.checks.judging import FAIL, CheckResult, Where, compare, names
+from xor_rosetta.checks.scripts import Record, Script, cut, run_script
+
+
+@dataclass(frozen=True)
+class Cause:
+    id: str
+    title: str
+    explanation: str  # one line
+
+
+CATALOGUE = [
+    Cause("transposed-weights", "weights transposed",
+          "a weight matrix is read or returned as (fan_out, fan_in) instead of the canonical (fan_in, fan_out); a "
+          "square layer, or a reshape in place of a transpose, keeps the shapes fitting, so nothing crashes"),
+    Cause("bias-not-updated", "a bias is never updated",
+          "the optimizer steps the weights but not the bias (or the bias gets no gradient): b keeps its initial value"),
+    Cause("only-last-layer", "only the last layer is updated",
+          "backprop stops at the output layer: the earlier layers get no gradient and keep their initial weights "
+          "(the seed listing's bug)"),
+    Cause("loss-summed", "loss summed instead of averaged",
+          "the loss or its gradient is a sum over the batch rather than a mean: gradients are off by the batch size"),
+    Cause("loss-halved", "MSE halved",
+          "the loss is ½·mean((a − y)²), the textbook's ½ for a tidy derivative: gradients are half the reference's"),
+    Cause("activation-derivative", "a wrong activation derivative",
+          "an activation's derivative is computed wrongly or left out, e.g. tanh′ as 1 − z² from the pre-activation "
+          "z instead of 1 − a² from the activation a"),
+    Cause("sigmoid-twice", "the sigmoid derivative applied twice under BCE",
+          "BCE on a sigmoid output already gives dL/dz = (a − y)/m; multiplying by σ′ = a(1 − a) again shrinks the "
+          "output gradient"),
+    Cause("adam-no-bias-correction", "Adam without bias correction",
+          "m and v are used without dividing by 1 − β1ᵗ and 1 − β2ᵗ, so the early steps are off by up to "
+          "√(1 − β2)/(1 − β1)"),
+    Cause("adam-eps-in-sqrt", "Adam's ε inside the square root",
+          "the step divides by √(v̂ + ε) instead of √v̂ + ε"),
+    Cause("lr-twice", "the learning rate applied twice, or the momentum forms mixed",
+          "lr multiplies the step twice (w −= lr·lr·g, or v = μv + lr·g then w −= lr·v), or torch's velocity is "
+          "applied with Keras' update (or the reverse)"),
+    Cause("momentum-dampened", "momentum as a moving average",
+          "the velocity is v = μv + (1 − μ)g (dampened, an exponential average) instead of v = μv + g"),
+    Cause("wrong-sign", "the update climbs the gradient",
+          "the update adds lr·g (or its Adam step) instead of subtracting it"),
+    Cause("float32", "float32 arithmetic inside a float64 run",
+          "some of the computation runs in float32 (an array, a constant or a framework default): the differences "
+          "have float32's size, about 1e-7 relative"),
+    Cause("minibatch-order", "a different minibatch order",
+          "the steps see other rows than the contract's window batch_rows(step, batch, 4), which cycles through the "
+          "data and carries on across train() calls"),
+    Cause("state-reset", "optimizer state reset by each train() call",
+          "Adam's t and moments or the momentum buffer start again at each train() call; the contract says they "
+          "carry on"),
+    Cause("nondeterministic", "not deterministic",
+          "two runs from the same weights differ: unseeded randomness, or arithmetic whose order changes between runs"),
+]
+BY_ID = {c.id: c for c in CATALOGUE}
+PART_KEYS = {"construction": "params0", "forward": "forward", "loss": "loss0", "gradient": "gradients",
+             "update": "train"}  # a failure's part -> the part of a record that the hypotheses are judged on
+KNOWN_CAUSES = {"float64": "float32"}  # a known difference an implementation declares for a dtype
+# (`MLP.known_differences`) -> the cause in the catalogue it stands for: in float64, float32 arithmetic inside the
+# run (a framework computing in float32 where no supported setting stops it). A failure there counts as the known
+# difference only when its diagnosis is that cause and nothing else; none is named for float32, so a difference
+# declared for float32 excuses no failure.
+
+
+def explain_known(b: Battery, res: CheckResult) -> None:
+    """A failure in a dtype with a declared known difference: diagnosed now, and marked `known` when the diagnosis
+    is the cause such a declaration stands for (`KNOWN_CAUSES`) and nothing else (the battery's `explain`)."""
+    if res.status != FAIL or b.known_difference is None:
+        return
+    res.diagnosis = diagnose(b, res)
+    if explained_by_known_difference(res.diagnosis, b.dtype):
+        res.known = b.known_difference
+
+
+def explained_by_known_difference(d: "Diagnosis", dtype: str) -> bool:
+    """Whether a failure in `dtype`, diagnosed as `d`, is the known difference a declaration for `dtype` names."""
+    return dtype in KNOWN_CAUSES and [c.id for c, _ in d.causes] == [KNOWN_CAUSES[dtype]]
+
+
+# ---------------------------------------------------------------------------------------------------- variants
+
+@dataclass(frozen=True)
+class Bug:
+    """One classic mistake, as a change to the reference."""
+    layout: bool = False  # every W read as W.reshape(fan_out, fan_in) and used transposed (= W.T when square)
+    frozen: str = ""  # "biases" | "b<i>" | "all-but-last": never updated, and no gradient
+    scale: tuple[str, str] = ("", "")  # (loss factor, gradient factor): "m" (summed over the batch) | "half"
+    derivative: tuple[str, str] = ("", "")  # (activation, "z": its formula applied to z | "one": left out)
+    sigmoid_twice: bool = False
+    adam: str = ""  # "no-bias-correction" | "eps-in-sqrt"
+    lr_twice: bool = False
+    momentum: str = ""  # "lr-in-both" | "keras-v-torch-step" | "torch-v-keras-step" | "dampened"
+    sign: bool = False
+    reset: str = ""  # "optimizer" | "window": started again by each train() call
+
+
+class BugOptimizer(Optimizer):
+    """The reference's optimizer with `bug` in it; hyperparameters may leave the spec's valid range (lr < 0)."""
+
+    def __init__(self, opt, conv, arrays, bug: Bug):
+        o = SimpleNamespace(**dataclasses.asdict(opt))
+        o.lr = (o.lr ** 2 if bug.lr_twice else o.lr) * (-1 if bug.sign else 1)
+        super().__init__(o, conv, arrays)
+        self.bug = bug
+
+    def step(self, arrays, grads):
+        o, bug = self.opt, self.bug
+        if not ((o.name == "adam" and bug.adam) or (o.momentum and bug.momentum)):
+            return super().step(arrays, grads)
+        self.t += 1
+        t = self.t
+        for w, g, m, v in zip(arrays, grads, self.m, self.v):
+            if o.name == "adam":
+                m[...] = o.beta1 * m + (1 - o.beta1) * g
+                v[...] = o.beta2 * v + (1 - o.beta2) * g * g
+                m_hat, v_hat = (m, v) if bug.adam == "no-bias-correction" else \
+                    (m / (1 - o.beta1 ** t), v / (1 - o.beta2 ** t))
+                denom = np.sqrt(v_hat + o.epsilon) if bug.adam == "eps-in-sqrt" else np.sqrt(v_hat) + o.epsilon
+                w -= o.lr * m_hat / denom
+            elif bug.momentum == "lr-in-both":  # v = mu*v + lr*g; w -= lr*v
+                m[...] = o.momentum * m + o.lr * g
+                w -= o.lr * m
+            elif bug.momentum == "keras-v-torch-step":  # v = mu*v - lr*g (Keras), then w -= lr*v (torch)
+                m[...] = o.momentum * m - o.lr * g
+                w -= o.lr * m
+            elif bug.momentum == "torch-v-keras-step":  # v = mu*v + g (torch), then w += v (Keras)
+                m[...] = o.momentum * m + g
+                w += m
+            else:  # dampened: v = mu*v + (1-mu)*g; w -= lr*v
+                m[...] = o.momentum * m + (1 - o.momentum) * g
+                w -= o.lr * m
+
+
+class Variant(Reference):
+    """The reference with one mistake in it (`bug`), speaking the canonical interface as a buggy implementation
+    would: a layout bug maps the weights in and out the way such an implementation does."""
+    name = "variant"
+
+    def __init__(self, spec, params, conventions: Conventions, bug: Bug):
+        self.bug = bug
+        if bug.layout:
+            params = [(W.reshape(W.shape[1], W.shape[0]).T, b) for W, b in params]
+        super().__init__(spec, params, conventions)
+        self.optimizer = BugOptimizer(spec.optimizer, conventions, self.arrays, bug)
+        n = len(self.arrays)
+        self.frozen = {"biases": set(range(1, n, 2)), "all-but-last": set(range(n - 2))}.get(bug.frozen, set())
+        if bug.frozen.startswith("b") and bug.frozen[1:].isdigit():
+            self.frozen = {2 * int(bug.frozen[1:]) + 1}
+        self.calls, self.window = 0, 0
+
+    def _out(self, arrays):
+        """Canonical params as this buggy implementation reports them."""
+        if self.bug.layout:
+            arrays = [a.T.reshape(a.shape) if i % 2 == 0 else a for i, a in enumerate(arrays)]
+        a = [np.array(v, dtype=np.float64) for v in arrays]
+        return [(a[i], a[i + 1]) for i in range(0, len(a), 2)]
+
+    def params(self):
+        return self._out(self.arrays)
+
+    def gradients(self, x, y):
+        return self._out(self._loss_and_grads(x, y)[1])
+
+    def _derivative(self, act, z, a):
+        name, how = self.bug.derivative
+        if act != name:
+            return activate_grad(act, z, a)
+        return activate_grad(act, z, z) if how == "z" else np.ones_like(z)
+
+    def _loss_and_grads(self, x, y):
+        x, y = x.astype(self.spec.dtype), y.astype(self.spec.dtype)
+        spec, bug, arrays = self.spec, self.bug, self.arrays
+        zs, acts = forward(spec, arrays, x)
+        out, m = spec.activations[-1], y.size
+        if spec.loss == "mse" and bug.derivative[0] == out:
+            d = acts[-1] - y
+            loss, dz = float(np.mean(d * d)), (2 * d / m) * self._derivative(out, zs[-1], acts[-1])
+        else:
+            loss, dz = loss_and_dz(spec, self.conventions, zs[-1], acts[-1], y)
+        if bug.sigmoid_twice:
+            dz = dz * acts[-1] * (1 - acts[-1])
+        grads = [None] * len(arrays)
+        for i in reversed(range(len(zs))):
+            grads[2 * i], grads[2 * i + 1] = acts[i].T @ dz, dz.sum(axis=0)
+            if i:
+                dz = (dz @ arrays[2 * i].T) * self._derivative(spec.activations[i - 1], zs[i - 1], acts[i])
+        factor = {"m": m, "half": 0.5, "": 1}
+        loss, grads = loss * factor[bug.scale[0]], [g * factor[bug.scale[1]] for g in grads]
+        return loss, [np.zeros_like(g) if i in self.frozen else g for i, g in enumerate(grads)]
+
+    def train(self, x, y, steps=None, checkpoints=()):
+        spec, want, bug = self.spec, set(checkpoints), self.bug
+        steps = spec.steps if steps is None else steps
+        if self.calls and bug.reset == "optimizer":
+            self.optimizer = BugOptimizer(spec.optimizer, self.conventions, self.arrays, bug)
+        if bug.reset == "window":
+            self.window = 0
+        self.calls += 1
+        x, y = x.astype(spec.dtype), y.astype(spec.dtype)
+        b, losses, saved = spec.batch_for(len(x)), np.empty(steps), {}
+        for k in range(steps):
+            rows = batch_rows(self.window, b, len(x))
+            losses[k], grads = self._loss_and_grads(x[rows], y[rows])
+            self.optimizer.step(self.arrays, grads)
+            self.steps_done += 1
+            self.window += 1
+            if k + 1 in want:
+                saved[k + 1] = self.params()
+        return History(losses, saved)
+
+
+def _uses(spec, **need):
+    o = spec.optimizer
+    kind = "adam" if o.name == "adam" else "momentum" if o.momentum else "sgd"
+    return all({"kind": kind in v if isinstance(v, tuple) else kind == v, "loss": spec.loss == v,
+                "act": v in spec.activations, "depth": len(spec.layers) - 1 > v,
+                "batched": (spec.batch_size not in (None, 4)) == v}[k] for k, v in need.items())
+
+
+def variants(spec, check: str) -> list[tuple[str, str, Bug]]:
+    """(cause id, what the variant does, bug) for every mistake that could show in `spec`."""
+    depth = len(spec.layers) - 1
+    out = [("transposed-weights", "each W read as (fan_out, fan_in)", Bug(layout=True)),
+           ("bias-not-updated", "no bias updated", Bug(frozen="biases"))]
+    out += [("bias-not-updated", f"b{i} never updated", Bug(frozen=f"b{i}")) for i in range(depth)]
+    if depth > 1:
+        out.append(("only-last-layer", f"only W{depth - 1}, b{depth - 1} updated", Bug(frozen="all-but-last")))
+    out += [("loss-summed", "loss and gradients summed over the batch", Bug(scale=("m", "m"))),
+            ("loss-summed", "gradients summed over the batch", Bug(scale=("", "m")))]
+    if spec.loss == "mse":
+        out += [("loss-halved", "loss and gradients halved", Bug(scale=("half", "half"))),
+                ("loss-halved", "gradients halved", Bug(scale=("", "half")))]
+    for act in sorted(set(spec.activations)):
+        if act in ("tanh", "sigmoid"):
+            formula = "1 − z²" if act == "tanh" else "z(1 − z)"
+            out.append(("activation-derivative", f"{act}′ computed from z ({formula})", Bug(derivative=(act, "z"))))
+        if act != "linear":
+            out.append(("activation-derivative", f"{act}′ left out", Bug(derivative=(act, "one"))))
+    if spec.loss == "bce":
+        out.append(("sigmoid-twice", "σ′ applied again after BCE's (a − y)/m", Bug(sigmoid_twice=True)))
+    if spec.optimizer.name == "adam":
+        out += [("adam-no-bias-correction", "m and v not bias-corrected", Bug(adam="no-bias-correction")),
+                ("adam-eps-in-sqrt", "√(v̂ + ε)", Bug(adam="eps-in-sqrt"))]
+    if spec.optimizer.momentum:
+        out += [("lr-twice", "v = μv + lr·g, then w −= lr·v", Bug(momentum="lr-in-both")),
+                ("lr-twice", "Keras' v = μv − lr·g with torch's w −= lr·v", Bug(momentum="keras-v-torch-step")),
+                ("lr-twice", "torch's v = μv + g with Keras' w += v", Bug(momentum="torch-v-keras-step")),
+                ("momentum-dampened", "v = μv + (1 − μ)g", Bug(momentum="dampened"))]
+    else:
+        out.append(("lr-twice", "every step scaled by lr²", Bug(lr_twice=True)))
+    out.append(("wrong-sign", "the step added instead of subtracted", Bug(sign=True)))
+    if check == "continuation":
+        out = [("state-reset", "optimizer state started again by each train() call", Bug(reset="optimizer")),
+               ("minibatch-order", "the minibatch window started again by each train() call", Bug(reset="window"))]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- diagnosis
+
+@dataclass
+class Diagnosis:
+    check: str
+    where: Where | None
+    verdict: str
+    causes: list[tuple[Cause, str]] = field(default_factory=list)  # (cause, evidence), most likely first
+    tried: int = 0  # hypotheses tested
+    label: str = "first failure"  # how lines() introduces the check ("first other failure" after known differences)
+
+    @property
+    def cause(self) -> Cause | None:
+        return self.causes[0][0] if self.causes else None
+
+    def lines(self) -> list[str]:
+        at = f": {self.where.words()}" if self.where else ""
+        out = [f"{self.label}: {self.check}{at}: {self.verdict}"]
+        if not self.causes:
+            out.append(f"likely cause: none of the {len(CATALOGUE)} in the catalogue explains it "
+                       f"({self.tried} hypotheses tested)")
+            return out
+        cause, evidence = self.causes[0]
+        out.append(f"likely cause: {cause.title} -- {cause.explanation}")
+        out.append(f"evidence: {evidence}")
+        for other, ev in self.causes[1:]:
+            out.append(f"also consistent: {other.title} ({ev})")
+        return out
+
+    def to_dict(self) -> dict:
+        w = self.where
+        return {"check": self.check, "verdict": self.verdict,
+                "where": None if w is None else {"part": w.part, "step": w.step, "arrays": w.arrays, "layer": w.layer},
+                "cause": None if self.cause is None else {"id": self.cause.id, "title": self.cause.title,
+                                                          "explanation": self.cause.explanation},
+                "evidence": self.causes[0][1] if self.causes else None,
+                "also_consistent": [c.id for c, _ in self.causes[1:]], "hypotheses_tested": self.tried}
+
+
+def diagnose(b: Battery, res: CheckResult) -> Diagnosis:
+    """The likely cause of the failing check `res`."""
+    d = Diagnosis(res.id, res.where, res.verdict)
+    if res.status != FAIL or res.script is None or (res.where and res.where.part == "error"):
+        return d
+    script = b.scripts[res.script]
+    got = b.record(script)
+    found: dict[str, str] = {}
+
+    def hold(cid, evidence):
+        d.tried += 1
+        if evidence and cid not in found:
+            found[cid] = evidence
+
+    if res.id == "determinism":
+        hold("nondeterministic", f"two runs of the same script from the same weights differ by {res.diff:.2g}, "
+                                 f"first at step {res.where.step}")
+    else:
+        parts = (PART_KEYS[res.where.part],) if res.where and res.where.part in PART_KEYS else res.parts or ("train",)
+        if "params0" in parts:
+            for cid, ev in _construction(script, got):
+                hold(cid, ev)
+        else:
+            conv = res.conventions or b.conventions(script.spec)
+            upto = script.upto(res.where.step) if "train" in parts else script.upto(0)
+            if res.id == "continuation":  # the split run, against the reference split the same way
+                upto = b.scripts[res.data["pair"][1]]
+                got = b.record(upto)
+            convs = [conv]
+            if res.data.get("form", "") is None:  # a detection check that found no form: try the mistakes in each
+                op = next(op for op, check in DETECTORS.items() if check == res.id)
+                convs += [dataclasses.replace(conv, **{op: f}) for f in FORMS[op] if f != getattr(conv, op)]
+            for cid, label, bug in variants(script.spec, res.id):
+                outcomes = []
+                for c in convs:
+                    want = run_script(lambda s, p: Variant(s, p, c, bug), upto)
+                    outcomes.append(compare(b, upto, _cut(got, upto), want, c, parts))
+                o = min(outcomes, key=lambda o: (o.status, o.ratio))
+                hold(cid, o.status < DISAGREES and f"the reference with {label} agrees with it: {o.words}")
+            if script.spec.batch_size not in (None, 4) and "train" in parts and res.id != "continuation":
+                hold("minibatch-order", _rows(b, script, got, conv))
+            if not found and res.id != "continuation":  # float32-sized differences: only when nothing specific fits
+                hold("float32", _float32(b, upto, _cut(got, upto), conv, parts))
+    order = [c.id for c in CATALOGUE]
+    d.causes = [(BY_ID[cid], found[cid]) for cid in sorted(found, key=order.index)]
+    return d
+
+
+def _cut(rec: Record, script: Script) -> Record:
+    return cut(rec, script.steps)
+
+
+def _construction(script: Script, got: Record):
+    """params() against the params given: transposed, or rounded to float32."""
+    given = script.params
+    if got.params0 is None:
+        return
+    pairs = list(zip(names(got.params0), names(given)))
+    if len(got.params0) == len(given):
+        flipped = [n for (n, a), (_, g) in pairs if n[0] == "W" and a.shape == g.T.shape and np.array_equal(a, g.T)
+                   and not np.array_equal(a, g)]
+        rest_ok = all(np.array_equal(a, g) for (n, a), (_, g) in pairs if n not in flipped)
+        if flipped and rest_ok:
+            shown = ", ".join(f"{n} as {dict(pairs)[n].shape}" for n in flipped)
+            yield "transposed-weights", f"params() returns the given weights transposed: {shown}"
+        same_shapes = all(a.shape == g.shape for (_, a), (_, g) in pairs)
+        if same_shapes and all(np.array_equal(a, g.astype(np.float32).astype(np.float64)) for (_, a), (_, g) in pairs) \
+                and script.spec.dtype == "float64":
+            yield "float32", "params() returns the given float64 weights rounded to float32"
+
+
+def _float32(b: Battery, script: Script, got: Record, conv: Conventions, parts) -> str | None:
+    """Float32-sized differences: agreement with the float64 reference by float32's tolerance policy (its rounding
+    floor: how far rounding every activation and gradient to float32 moves the reference, `verify.floor_for`), and
+    with a float32 reference, where that one is a witness: where the float32 reference itself disagrees with the
+    float64 one (float32 rounding changes what the script computes, e.g. a sigmoid saturating to exactly 1 under a
+    clip), a run that rounds to float32 in parts only cannot agree with both, and the first test decides alone."""
+    if script.spec.dtype != "float64":
+        return None
+    want = b.reference(script, conv)
+    o64 = compare(b, script, got, want, conv, parts, policy="float32")
+    if o64.status == DISAGREES:
+        return None
+    s32 = dataclasses.replace(script, key=f"{script.key}@float32", spec=script.spec.replace(dtype="float32"))
+    ref32 = b.reference(s32, conv)
+    sized = (f"the differences are float32-sized: by float32's tolerances, against the float64 reference, "
+             f"{o64.words}")
+    o32 = compare(b, s32, got, ref32, conv, parts, policy="float32")
+    if o32.status != DISAGREES:
+        return f"{sized}; and against a float32 reference, {o32.words}"
+    gap = compare(b, script, ref32, want, conv, parts, policy="float32")
+    if gap.status != DISAGREES:
+        return None  # a float32 run agrees with the float64 one here, and this run does not: not float32 rounding
+    return (f"{sized}; a float32 reference is no witness on this script: float32 changes what it computes "
+            f"(against the float64 reference, {gap.words})")
+
+
+def _rows(b: Battery, script: Script, got: Record, conv: Conventions) -> str | None:
+    """Which rows each step used, from each step's loss at the implementation's own params before that step."""
+    spec, x, y = script.spec, *xor_data(script.spec.dtype)
+    if got.error is not None:
+        return None
+    subsets = [list(r) for n in range(1, 5) for r in itertools.combinations(range(4), n)]
+    tol, seen, first_bad = tolerance(spec.dtype), [], None
+    before = script.params
+    for s in range(1, len(got.loss) + 1):
+        if s > 1 and (s - 1) not in got.checkpoints:
+            break
+        if s > 1:
+            before = got.checkpoints[s - 1]
+        ref = Reference(spec, before, conv)
+        with np.errstate(all="ignore"):
+            fits = [r for r in subsets if classify(abs(ref.loss(x[r], y[r]) - got.loss[s - 1]),
+                                                   tol.loss * abs(ref.loss(x[r], y[r]))) == AGREES]
+        window = batch_rows(s - 1, spec.batch_size, 4).tolist()
+        rows = window if sorted(window) in fits else (fits[0] if fits else None)
+        seen.append((s, rows, window))
+        if rows != window and first_bad is None:
+            first_bad = s
+    if first_bad is None or seen[first_bad - 1][1] is None:
+        return None
+    used = " ".join(str(r) if r is not None else "?" for _, r, _ in seen)
+    contract = " ".join(str(w) for _, _, w in seen)
+    return (f"step {first_bad}'s loss is the loss of rows {seen[first_bad - 1][1]}, not of the window "
+            f"{seen[first_bad - 1][2]}; rows by step: {used}; the contract's: {contract}")
