@@ -1,0 +1,1 @@
+"""Docs generators: the idiom guide, the maths, the seed listings and the documentation site."""
