@@ -31,7 +31,8 @@ def _root() -> Path:
 
 ROOT = _root()
 COMMAND = "python -m xor_rosetta.app.docs.site"
-API_MODULES = ["xor_rosetta.interface", "xor_rosetta.app.testing"]  # the API reference, one section each
+API_MODULES = ["xor_rosetta.interface", "xor_rosetta.app.testing"]  # the API reference, one section each; extend it
+#                                                                     (e.g. with xor_rosetta.checks, once it exists)
 RESULTS = ("results/seed-numpy/*", "results/seed-keras/*", "results/sweeps/*/*", "results/*.png")  # into the site
 SITE_FILES = (".md", ".png")
 CLI_WIDTH = 100  # argparse's help width in the CLI reference, fixed so that the page does not depend on a terminal
@@ -182,11 +183,20 @@ def _doc(obj) -> str:
     return inspect.cleandoc(obj.__doc__) if obj.__doc__ else ""
 
 
+class _Shown(str):
+    """An annotation kept as written (`from __future__ import annotations` makes them strings): shown unquoted."""
+    def __repr__(self):
+        return str(self)
+
+
 def _signature(obj) -> str:
     try:
-        return str(inspect.signature(obj))
+        sig = inspect.signature(obj)
     except (TypeError, ValueError):
         return "(...)"
+    bare = lambda a: _Shown(a) if isinstance(a, str) else a  # noqa: E731
+    return str(sig.replace(parameters=[p.replace(annotation=bare(p.annotation)) for p in sig.parameters.values()],
+                           return_annotation=bare(sig.return_annotation)))
 
 
 def _class_fields(cls) -> str:
@@ -236,7 +246,8 @@ def api_page() -> str:
             if inspect.isclass(obj):
                 kind = "dataclass" if dataclasses.is_dataclass(obj) else "class"
                 bases = [b.__name__ for b in obj.__bases__ if b is not object]
-                out += [f"### {kind} `{name}`" + (f"({', '.join(bases)})" if bases else ""), "", _doc(obj), ""]
+                doc = "" if dataclasses.is_dataclass(obj) and _doc(obj).startswith(name + "(") else _doc(obj)
+                out += [f"### {kind} `{name}`" + (f"({', '.join(bases)})" if bases else ""), "", doc, ""]
                 fields = _class_fields(obj)
                 if fields.strip():
                     out += ["```python", fields, "```", ""]
