@@ -162,6 +162,12 @@ def test_every_page_in_chromium(served):
             time.sleep(0.1)
         assert found, "the search box found nothing for 'rounding floor'"
         assert "concepts.html" in " ".join(b.js(LINKS)), "the search results do not list the Concepts page"
+        b.open(base + "guide.html")  # the idiom guide: one tab per framework, one choice for every region
+        b.click(".tabbed-set .tabbed-labels label:nth-child(2)")
+        chosen = b.js("[...document.querySelectorAll('.tabbed-set')].slice(0, 5).map(t => "
+                      "t.querySelector('.tabbed-labels label:nth-child(' + "
+                      "([...t.querySelectorAll(':scope > input')].findIndex(i => i.checked) + 1) + ')').textContent)")
+        assert chosen == ["torch"] * 5, f"choosing torch in the first region left the regions on {chosen}"
         assert not b.errors, b.errors
         assert time.monotonic() - started < 60
 

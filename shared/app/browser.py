@@ -175,7 +175,8 @@ class Browser:
 
     def click(self, selector: str) -> None:
         """A real mouse click (pressed and released) at the centre of the first element matching `selector`."""
-        box = self.js(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); e.scrollIntoView(); "
+        box = self.js(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
+                      f"e.scrollIntoView({{block: 'center'}}); "  # centred: clear of a sticky header
                       f"const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()")
         for kind in ("mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent", session=True, type=kind, x=box[0], y=box[1], button="left",
