@@ -2,8 +2,9 @@
 
 `Browser` opens one page (a file, or a URL such as a local server's), records every network request the page makes
 and every error it reports (console errors, uncaught exceptions, failed loads), evaluates JavaScript, clicks, types,
-and takes a full-page screenshot. `xor-rosetta guide --screenshot` and tests/test_guide.py use it with Debian's `chromium`
-package (`apt-get install chromium`); set XOR_ROSETTA_CHROMIUM to use another Chromium or Chrome binary.
+and takes a full-page screenshot. `xor-rosetta guide --screenshot`, tests/test_guide.py and tests/test_docs.py use
+it with Debian's `chromium` package (`apt-get install chromium`); set XOR_ROSETTA_CHROMIUM to use another Chromium or
+Chrome binary.
 """
 from __future__ import annotations
 
