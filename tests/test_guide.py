@@ -259,21 +259,40 @@ def test_page_in_chromium_columns_chooser_and_no_network():
         b.click("#listings summary")  # open the full listings, which start folded
         names = [x.name for x in guide.listings()]
         assert b.js("[...document.querySelectorAll('#chooser input')].map(e => e.value)") == names
-        for name in names:  # every column: a header, a cell per region, a listing; all shown at first
+        assert set(guide.SHOWN) <= set(names) and 2 <= len(guide.SHOWN) <= 3
+        for name in names:  # every column: a header, a cell per region, a listing; SHOWN alone at first
             shown, total = _shown(b, name)
-            assert total >= 2 + len(guide.REGIONS) and shown == total, f"column {name}: {shown} of {total} shown"
-        hide = names[1]
-        b.click(f'#chooser input[value="{hide}"]')  # a real mouse click on the checkbox
-        assert _shown(b, hide)[0] == 0, f"unticking {hide} left some of its column shown"
-        assert all(_shown(b, n)[0] == _shown(b, n)[1] for n in names if n != hide), "unticking hid another column"
+            assert total >= 2 + len(guide.REGIONS), f"column {name}: {total} elements"
+            want = total if name in guide.SHOWN else 0
+            assert shown == want, f"column {name}: {shown} of {total} shown at first, expected {want}"
+        _assert_readable(b, guide.SHOWN)
+        extra = next(n for n in names if n not in guide.SHOWN)
+        b.click(f'#chooser input[value="{extra}"]')  # a real mouse click on the checkbox: one click away
+        assert _shown(b, extra)[0] == _shown(b, extra)[1], f"ticking {extra} did not show its column"
+        hide = guide.SHOWN[1]
         b.click(f'#chooser input[value="{hide}"]')
-        assert _shown(b, hide)[0] == _shown(b, hide)[1], f"ticking {hide} again did not show it"
+        assert _shown(b, hide)[0] == 0, f"unticking {hide} left some of its column shown"
+        assert all(_shown(b, n)[0] == _shown(b, n)[1] for n in (*guide.SHOWN, extra) if n != hide), \
+            "unticking hid another column"
         b.click('#chooser button[value="none"]')
         assert all(_shown(b, n)[0] == 0 for n in names)
         b.click('#chooser button[value="all"]')
         assert all(_shown(b, n)[0] == _shown(b, n)[1] for n in names)
+        _assert_readable(b, names)  # nine columns scroll sideways rather than squeeze the code
+        b.click('#chooser button[value="default"]')
+        assert [n for n in names if _shown(b, n)[0]] == list(guide.SHOWN)
         outside = [u for u in b.requests if u != page.resolve().as_uri() and not u.startswith("data:")]
         assert b.requests and not outside, f"the page requested: {outside}"
+
+
+def _assert_readable(b, names, chars=50):
+    """Each named column of the region table is at least `chars` characters of its code font wide (at 1600 px)."""
+    for name in names:
+        width = b.js(f"(() => {{ const td = document.querySelector('#region-table td[data-impl=\"{name}\"]'); "
+                     "const pre = td.querySelector('pre'); const s = document.createElement('span'); "
+                     "s.textContent = 'x'.repeat(10); pre.appendChild(s); const w = s.getBoundingClientRect().width; "
+                     "s.remove(); return td.clientWidth / (w / 10); })()")
+        assert width >= chars, f"column {name} is {width:.0f} characters wide"
 
 
 def test_request_recording_sees_an_external_resource(tmp_path):

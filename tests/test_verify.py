@@ -138,12 +138,12 @@ def test_ids_are_stable():
 
 
 def _readme_block(marker: str) -> str:
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[1] / "docs" / "verify.md").read_text()
     return text.split(marker, 1)[1].split("```", 2)[1].split("\n", 1)[1]
 
 
 def test_readme_example(tmp_path, monkeypatch, capsys):
-    """README, "Verify your own implementation": its code, run by its command, prints its scorecard."""
+    """docs/verify.md, "Verify your own implementation": its code, run by its command, prints its scorecard."""
     (tmp_path / "my_mlp.py").write_text(_readme_block("<!-- verify-example: my_mlp.py"))
     monkeypatch.chdir(tmp_path)
     assert main(["verify", "my_mlp.py:MyMLP", "--out", "out", "--quiet"]) == 0

@@ -82,7 +82,7 @@ def add_spec_options(sp) -> None:
     from ..presets import PRESETS
     src = sp.add_mutually_exclusive_group(required=True)
     src.add_argument("--preset", metavar="NAME", help=f"a named experiment: {', '.join(PRESETS)}")
-    src.add_argument("--config", metavar="FILE.toml", help="an experiment file (see README)")
+    src.add_argument("--config", metavar="FILE.toml", help="an experiment file (docs/getting-started.md)")
     sp.add_argument("--init", metavar="FILE.npz", help="initial weights W0, b0, W1, b1, ... (shapes checked)")
     sp.add_argument("--dtype", metavar="float32|float64", help="override the spec's dtype")
     sp.add_argument("--steps", type=steps_value, metavar="N", help="override the spec's number of steps "

@@ -19,7 +19,7 @@ def add_arguments(sp) -> None:
     from xor_rosetta.app.sweep.plan import BATCHED
     src = sp.add_mutually_exclusive_group(required=True)
     src.add_argument("--preset", metavar="NAME", help=f"a named experiment: {', '.join(PRESETS)}")
-    src.add_argument("--config", metavar="FILE.toml", help="an experiment file (see README)")
+    src.add_argument("--config", metavar="FILE.toml", help="an experiment file (docs/getting-started.md)")
     sp.add_argument("--seeds", default="100", metavar="N|A:B", help="init seeds 0..N-1, or A..B-1 (default 100)")
     sp.add_argument("--impls", metavar="a,b,...", help="implementations (default: all in the registry); also the "
                     f"batched paths {', '.join(BATCHED)}")

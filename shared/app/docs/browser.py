@@ -1,8 +1,10 @@
 """Headless Chromium, driven over the DevTools protocol on a pipe: no Python dependency, no driver, no port.
 
-`Browser` opens one page, records every network request the page makes, evaluates JavaScript, clicks, and takes a
-full-page screenshot. `xor-rosetta guide --screenshot` and tests/test_guide.py use it with Debian's `chromium`
-package (`apt-get install chromium`); set XOR_ROSETTA_CHROMIUM to use another Chromium or Chrome binary.
+`Browser` opens one page (a file, or a URL such as a local server's), records every network request the page makes
+and every error it reports (console errors, uncaught exceptions, failed loads), evaluates JavaScript, clicks, types,
+and takes a full-page screenshot. `xor-rosetta guide --screenshot`, tests/test_guide.py and tests/test_docs.py use
+it with Debian's `chromium` package (`apt-get install chromium`); set XOR_ROSETTA_CHROMIUM to use another Chromium or
+Chrome binary.
 """
 from __future__ import annotations
 
@@ -22,7 +24,6 @@ CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-st
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-default-apps", "--disable-extensions", "--mute-audio", "--hide-scrollbars",
-         "--host-resolver-rules=MAP * ~NOTFOUND",  # nothing resolves: a page that asks the network gets nothing
          "--remote-debugging-pipe")  # the protocol on fds 3 (commands in) and 4 (replies and events out)
 
 
@@ -41,20 +42,24 @@ def find_chromium() -> str | None:
 class Browser:
     """One headless Chromium with one page. Use as a context manager."""
 
-    def __init__(self, width: int = 1600, height: int = 1000, timeout: float = 60.0):
+    def __init__(self, width: int = 1600, height: int = 1000, timeout: float = 60.0, local: str | None = None):
+        """`local`: the one host that resolves (e.g. "127.0.0.1", a test's own server); nothing else does."""
         self.exe = find_chromium()
         if self.exe is None:
             raise BrowserError("no Chromium found: install it (Debian: apt-get install chromium) or set "
                                "XOR_ROSETTA_CHROMIUM to a Chromium or Chrome binary")
-        self.width, self.height, self.timeout = width, height, timeout
+        self.width, self.height, self.timeout, self.local = width, height, timeout, local
         self.requests: list[str] = []  # every URL the page asked for, in order
+        self.errors: list[str] = []  # console errors, uncaught exceptions, failed loads and HTTP errors, in order
         self._id, self._buf, self._events = 0, b"", []
 
     def __enter__(self):
         self._profile = tempfile.TemporaryDirectory(prefix="xor-rosetta-chromium-")
         to_chrome, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome = os.pipe()
-        args = [*FLAGS, f"--user-data-dir={self._profile.name}", f"--window-size={self.width},{self.height}"]
+        rules = "MAP * ~NOTFOUND" + (f", EXCLUDE {self.local}" if self.local else "")
+        args = [*FLAGS, f"--host-resolver-rules={rules}",  # nothing else resolves: a page that asks gets nothing
+                f"--user-data-dir={self._profile.name}", f"--window-size={self.width},{self.height}"]
         # the pipes arrive as stdin and stdout; /bin/sh moves them to fds 3 and 4 for Chromium (no preexec_fn: this
         # process may have threads)
         shell = 'exec "$0" "$@" 3<&0 4>&1 0</dev/null 1>/dev/null'
@@ -66,7 +71,7 @@ class Browser:
             os.close(from_chrome)
             target = self.send("Target.createTarget", url="about:blank")["targetId"]
             self.session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-            for domain in ("Page", "Network", "Runtime"):
+            for domain in ("Page", "Network", "Runtime", "Log"):
                 self.send(f"{domain}.enable", session=True)
             self.send("Emulation.setDeviceMetricsOverride", session=True, width=self.width, height=self.height,
                       deviceScaleFactor=1, mobile=False)
@@ -123,6 +128,7 @@ class Browser:
                 msg = json.loads(raw)
                 if msg.get("method") == "Network.requestWillBeSent":
                     self.requests.append(msg["params"]["request"]["url"])
+                self._record_error(msg)
                 if "method" in msg:
                     self._events.append(msg)
                 if done(msg):
@@ -137,11 +143,27 @@ class Browser:
                     raise BrowserError(f"Chromium ({self.exe}) closed the DevTools pipe while waiting for {what}")
                 self._buf += chunk
 
+    def _record_error(self, msg: dict) -> None:
+        method, p = msg.get("method"), msg.get("params", {})
+        if method == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
+            self.errors.append("console." + p["type"] + ": " + " ".join(
+                str(a.get("value", a.get("description", ""))) for a in p.get("args", [])))
+        elif method == "Runtime.exceptionThrown":
+            d = p.get("exceptionDetails", {})
+            self.errors.append("uncaught: " + (d.get("exception", {}).get("description") or d.get("text", "")))
+        elif method == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
+            self.errors.append(f"{p['entry'].get('source')}: {p['entry'].get('text')} {p['entry'].get('url', '')}")
+        elif method == "Network.loadingFailed" and not p.get("canceled"):
+            self.errors.append(f"load failed: {p.get('errorText')} ({p.get('type')})")
+        elif method == "Network.responseReceived" and p.get("response", {}).get("status", 200) >= 400:
+            self.errors.append(f"HTTP {p['response']['status']}: {p['response'].get('url')}")
+
     # what a test or a script wants
     def open(self, path: str | Path) -> None:
-        """Load a local file and wait for its load event."""
+        """Load a local file, or a URL (http://...), and wait for its load event."""
         self._events.clear()
-        self.send("Page.navigate", session=True, url=Path(path).resolve().as_uri())
+        url = path if isinstance(path, str) and "://" in path else Path(path).resolve().as_uri()
+        self.send("Page.navigate", session=True, url=url)
         if not any(e.get("method") == "Page.loadEventFired" for e in self._events):
             self._read_until(lambda m: m.get("method") == "Page.loadEventFired", "the page's load event")
 
@@ -154,11 +176,18 @@ class Browser:
 
     def click(self, selector: str) -> None:
         """A real mouse click (pressed and released) at the centre of the first element matching `selector`."""
-        box = self.js(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); e.scrollIntoView(); "
+        box = self.js(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
+                      f"e.scrollIntoView({{block: 'center'}}); "  # centred: clear of a sticky header
                       f"const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()")
         for kind in ("mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent", session=True, type=kind, x=box[0], y=box[1], button="left",
                       clickCount=1)
+
+    def type(self, text: str) -> None:
+        """Type text into the focused element, as a keyboard would (one input event per character)."""
+        for ch in text:
+            self.send("Input.dispatchKeyEvent", session=True, type="keyDown", text=ch, key=ch)
+            self.send("Input.dispatchKeyEvent", session=True, type="keyUp", key=ch)
 
     def screenshot(self, out: str | Path) -> Path:
         """The whole page (not just the window) as a PNG."""

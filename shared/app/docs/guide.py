@@ -4,8 +4,9 @@ Every implementation marks the same regions with IDE-folding comments, `# region
 REGIONS: model, loss, optimizer, step, loop. `render(out)` (the `xor-rosetta guide` command) writes
 - guide.md: a table with a row per region and a column per implementation, the seed article's two listings beside
   the fixed code, and every listing in full;
-- guide.html: the same as one self-contained page (frameworks in columns, the reader picks which to show, code
-  highlighted by pygments, CSS and script inline: it requests nothing from the network);
+- guide.html: the same as one self-contained page (frameworks in columns, the reader picks which to show: SHOWN at
+  first, at a readable width, the others one click away; code highlighted by pygments, CSS and script inline: it
+  requests nothing from the network);
 - maths.md: the equations with worked numbers (`xor_rosetta.app.docs.maths`).
 Rendering reads the source files only (no framework is imported) and is deterministic: tests/test_guide.py fails
 when a committed file differs from what this module renders now.
@@ -32,6 +33,8 @@ REGIONS = {  # name -> what it holds, in the order a reader meets them
 }
 BEGIN, END = re.compile(r"^\s*# region (\S+)\s*$"), re.compile(r"^\s*# endregion\s*$")
 FILES = ("guide.md", "guide.html", "maths.md")
+SHOWN = ("numpy", "torch", "jax")  # guide.html's columns at first: one of each kind, readable side by side
+COLUMN_EM = 28  # a shown column's least width in guide.html, in the page's 15px ems: about 56 characters of code
 COMMAND = "xor-rosetta guide"
 
 
@@ -293,17 +296,30 @@ summary { cursor: pointer; margin: 28px 24px 8px; } summary h2 { display: inline
 SCRIPT = """
 (function () {
   var boxes = document.querySelectorAll('#chooser input[type=checkbox]');
+  var shown = %s;  // the columns ticked at first
   function apply(box) {
     document.querySelectorAll('[data-impl="' + box.value + '"]').forEach(function (el) { el.hidden = !box.checked; });
   }
-  boxes.forEach(function (box) { box.addEventListener('change', function () { apply(box); }); apply(box); });
+  function widths() {  // each shown column keeps a readable width: more columns scroll sideways, never squeeze
+    var n = [].filter.call(boxes, function (box) { return box.checked; }).length;
+    document.querySelectorAll('table.impls').forEach(function (t) {
+      t.style.minWidth = (n * %d + (t.id === 'region-table' ? 9 : 0)) + 'em';
+    });
+  }
+  boxes.forEach(function (box) {
+    box.addEventListener('change', function () { apply(box); widths(); }); apply(box);
+  });
   document.querySelectorAll('#chooser button').forEach(function (b) {
     b.addEventListener('click', function () {
-      boxes.forEach(function (box) { box.checked = b.value === 'all'; apply(box); });
+      boxes.forEach(function (box) {
+        box.checked = b.value === 'all' || (b.value === 'default' && shown.indexOf(box.value) >= 0); apply(box);
+      });
+      widths();
     });
   });
+  widths();
 })();
-"""
+""" % ("[" + ", ".join(f"'{n}'" for n in SHOWN) + "]", COLUMN_EM)
 
 
 def _highlighter():
@@ -327,16 +343,18 @@ def render_html(ls: list[Listing]) -> str:
     code, pyg_css = _highlighter()
     e = html.escape
     by = {x.name: x for x in ls}
-    chooser = "".join(f'<label><input type="checkbox" value="{e(x.name)}" checked> {e(x.name)}</label>' for x in ls)
-    head = "".join(f'<th data-impl="{e(x.name)}">{e(x.name)}<small>{e(x.path).replace("/", "/<wbr>")}</small></th>'
-                   for x in ls)  # the path may break after its folder: nine columns are narrow
+    chooser = "".join(f'<label><input type="checkbox" value="{e(x.name)}"{" checked" if x.name in SHOWN else ""}> '
+                      f'{e(x.name)}</label>' for x in ls)
+    hide = {x.name: "" if x.name in SHOWN else " hidden" for x in ls}  # as the script leaves it, before it runs
+    head = "".join(f'<th data-impl="{e(x.name)}"{hide[x.name]}>{e(x.name)}'
+                   f'<small>{e(x.path).replace("/", "/<wbr>")}</small></th>' for x in ls)
     rows = []
     for r, what in REGIONS.items():
         cells = []
         for x in ls:
             body = (code(x.regions[r].code, x.regions[r].first) if r in x.regions
                     else f'<p class="missing">no <code># region {r}</code> in {e(x.path)}</p>')
-            cells.append(f'<td data-impl="{e(x.name)}">{body}</td>')
+            cells.append(f'<td data-impl="{e(x.name)}"{hide[x.name]}>{body}</td>')
         rows.append(f'<tr><th class="concept">{r}<small>{e(what)}</small></th>{"".join(cells)}</tr>')
     counts = "".join(f"<tr><td><code>{e(x.name)}</code></td><td>{e(x.path)}"
                      f"{''.join(' + ' + e(h.path) for h in x.helpers)}</td><td>{x.idiom_lines}</td>"
@@ -354,7 +372,7 @@ def render_html(ls: list[Listing]) -> str:
     np_text, np_marked = seed_numpy()
     k_text, k_marked = seed_keras()
     listings_row = "".join(
-        f'<td class="listing" data-impl="{e(x.name)}">{code(x.source, 1, _region_lines(x))}'
+        f'<td class="listing" data-impl="{e(x.name)}"{hide[x.name]}>{code(x.source, 1, _region_lines(x))}'
         + "".join(f"<p><b>helper</b> {e(h.path)}</p>{code(h.source)}" for h in x.helpers) + "</td>" for x in ls)
     return f"""<!doctype html>
 <html lang="en">
@@ -371,13 +389,15 @@ def render_html(ls: list[Listing]) -> str:
 <h1>The XOR MLP, idiom by idiom</h1>
 <p>{e(INTRO).replace('`', '')}</p>
 <fieldset id="chooser"><legend>Show</legend>{chooser}
-<button type="button" value="all">all</button><button type="button" value="none">none</button></fieldset>
+<button type="button" value="default">{e(", ".join(SHOWN))}</button><button type="button" value="all">all</button>
+<button type="button" value="none">none</button></fieldset>
 </header>
 <main>
 <section id="regions">
 <h2>Region by region</h2>
-<p>Each row is one region, each column one implementation; line numbers are the file's own.</p>
-<table class="cols">
+<p>Each row is one region, each column one implementation; line numbers are the file's own. Shown at first:
+{e(", ".join(SHOWN))}; tick others above to add their columns (more than three scroll sideways).</p>
+<table class="cols impls" id="region-table">
 <thead><tr><th class="concept">region</th>{head}</tr></thead>
 <tbody>
 {chr(10).join(rows)}
@@ -409,7 +429,7 @@ runs, slowly. Each problem is marked and annotated under its line. Figures: {e(s
 <details>
 <summary><h2>Listings (click to open)</h2></summary>
 <p>Every file in full, side by side; the lines inside regions are shaded.</p>
-<table class="cols">
+<table class="cols impls" id="listings-table">
 <thead><tr>{head}</tr></thead>
 <tbody><tr>{listings_row}</tr></tbody>
 </table>
