@@ -46,7 +46,7 @@ def add_arguments(sp) -> None:
 
 def run(a) -> int:
     from xor_rosetta.app.common.config import choose_spec
-    from xor_rosetta.app.run.runner import DEFAULT_THRESHOLD
+    from xor_rosetta.compare import DEFAULT_THRESHOLD
     from xor_rosetta.app.sweep import plan as S
     from ..cli import impl_names
     name, spec = choose_spec(a.preset, a.config, dtype=a.dtype, steps=a.steps)
@@ -69,6 +69,11 @@ def run(a) -> int:
             raise XorRosettaError(f"--basin names two weights, got {a.basin!r}")
         for w in basin_weights:
             parse_weight(w, spec)
+    if not a.quiet and not a.json:
+        from xor_rosetta.app.run.costs import cost_note
+        note = cost_note(impls, spec, len(seeds) * len(variants), a.jobs or _cpus(), sweep=True)
+        if note:
+            print(note, file=sys.stderr)
     out = writable_dir(a.out or f"runs/sweep-{name}")
     header = {"format": 1, "name": name, "spec": spec.to_dict(), "threshold": threshold,
               "seeds": [seeds.start, seeds.stop], "impls": impls, "variants": list(variants),
