@@ -48,3 +48,18 @@ def test_report_renders_every_case(tmp_path):
     assert "≤ 2× the bare import: **met**" in md and "summed over the workers: 900 MB" in md
     assert (tmp_path / "benchmarks.json").stat().st_size > 0
 
+
+
+def test_compare_reports_its_critical_path():
+    """The slowest worker's own work (its framework's import and its tasks) bounds compare's wall time from below:
+    at least each training run it did, at most the wall time of the whole run."""
+    import time
+
+    from xor_rosetta.app.run.runner import checkpoints_for, run_all
+    from xor_rosetta.params import init_params
+    from xor_rosetta.presets import get_preset
+    spec = get_preset("seed-numpy").replace(steps=300)
+    start = time.perf_counter()
+    results, cost = run_all(["numpy"], spec, init_params(spec), 1.0, checkpoints_for(spec.steps), jobs=1)
+    wall = time.perf_counter() - start
+    assert results[0].history.wall_time <= cost["critical_path_s"] <= wall

@@ -17,13 +17,13 @@ from xor_rosetta import registry
 from xor_rosetta.app.workers.pool import Pool
 from xor_rosetta.app.workers.serve import note, rss_mb
 from xor_rosetta.app.run.costs import expected_seconds
-from xor_rosetta.compare import DEFAULT_THRESHOLD, Judgement, accuracy, judge, max_abs_diff, max_rel_diff
+from xor_rosetta.compare import Judgement, accuracy, judge, max_abs_diff, max_rel_diff
 from xor_rosetta.data import xor_data
 from xor_rosetta.interface import Conventions, History
 from xor_rosetta.params import Params, check_params
-from xor_rosetta.reference import Reference, rounding_floor
+from xor_rosetta.reference import Reference, float32_inside_floor, rounding_floor
 from xor_rosetta.spec import Spec
-from xor_rosetta.tolerance import AGREES, DISAGREES
+from xor_rosetta.tolerance import AGREES, DISAGREES, modelled, policy_for
 
 GRID = 101  # the decision-boundary picture samples the unit square on a GRID x GRID lattice
 GRID_CHUNK_BYTES = 64 << 20  # the grid goes through the model in chunks: one layer's activations stay under this
@@ -135,6 +135,7 @@ class RunResult:
     param_diff_curve: dict[int, float] = field(default_factory=dict)  # checkpoint -> max |Δ params|
     grad_diff: float = float("nan")  # max |Δ grad| / max |grad| at the initial weights
     judgement: Judgement | None = None
+    modelled: str | None = None  # the declared known difference it was judged under (its model), if any
 
     @property
     def history(self) -> History | None:
@@ -171,7 +172,7 @@ class References:
     def __init__(self, spec: Spec, params: Params, checkpoints: list[int]):
         self.spec, self.params, self.checkpoints = spec, params, checkpoints
         self.x, self.y = xor_data(spec.dtype)
-        self._runs, self._grads, self._floors = {}, {}, {}
+        self._runs, self._grads, self._floors, self._floors32 = {}, {}, {}, {}
 
     def key(self, conv: Conventions) -> Conventions:
         """The conventions that matter to this spec: on seed-numpy (SGD, MSE) all nine implementations share one
@@ -203,6 +204,15 @@ class References:
                                                     self.x, self.y)
         return self._floors[conv]
 
+    def float32_floor(self, conv: Conventions):
+        """How far float32 arithmetic inside the run moves the float64 reference (a modelled known difference)."""
+        conv = self.key(conv)
+        if conv not in self._floors32:
+            with np.errstate(all="ignore"):
+                self._floors32[conv] = float32_inside_floor(self.spec, self.params, conv, self.run(conv),
+                                                            self.checkpoints, self.x, self.y)
+        return self._floors32[conv]
+
 
 def reference_run(spec: Spec, params: Params, conventions: dict, checkpoints: list[int]) -> tuple[Params, History]:
     """The NumPy reference in these conventions: its gradients at the initial weights, and its training run."""
@@ -212,9 +222,11 @@ def reference_run(spec: Spec, params: Params, conventions: dict, checkpoints: li
         return ref.gradients(x, y), ref.train(x, y, checkpoints=checkpoints)
 
 
-def judge_run(run: ImplRun, refs: References, threshold: float) -> RunResult:
-    """Measure one implementation's run against the reference in its own conventions."""
+def judge_run(run: ImplRun, refs: References, threshold: float, strict: bool = False) -> RunResult:
+    """Measure one implementation's run against the reference in its own conventions; a declared known difference
+    in the run's dtype is judged under its model (`tolerance.modelled`), unless `strict`."""
     res = RunResult(run.name, run, error=run.error)
+    res.modelled = run.known_difference if modelled(refs.spec.dtype, run.known_difference, strict) else None
     if run.error is not None:
         if run.diverged and run.conventions is not None:
             # it raised on non-finite values: divergence, where the reference diverges too (reported at its step)
@@ -240,8 +252,10 @@ def judge_run(run: ImplRun, refs: References, threshold: float) -> RunResult:
     if stop == 0:  # non-finite from the first step: gradients and losses alike; nothing to judge but the divergence
         return res
     finite_ks = [k for k in ks if k <= stop]
-    res.judgement = judge(spec.dtype, finite_ks, run.grads, refs.gradients(conv), hist.loss[:stop], ref.loss[:stop],
-                          hist.checkpoints, ref.checkpoints, floor=lambda: _cut(refs.floor(conv), stop))
+    floor = refs.float32_floor if res.modelled else refs.floor
+    res.judgement = judge(policy_for(spec.dtype, res.modelled), finite_ks, run.grads, refs.gradients(conv),
+                          hist.loss[:stop], ref.loss[:stop], hist.checkpoints, ref.checkpoints,
+                          floor=lambda: _cut(floor(conv), stop))
     return res
 
 
@@ -272,7 +286,7 @@ def submit(pool: Pool, key, name: str, fn, *args, **kwargs) -> None:
 def run_all(names: list[str], spec: Spec, params: Params, threshold: float, checkpoints: list[int],
             jobs: int | None = None, timeout: float | None = None, impl_specs: dict[str, Spec] | None = None,
             references: References | None = None, progress=None, env: dict[str, str] | None = None,
-            meanwhile=None) -> tuple[list[RunResult], dict]:
+            meanwhile=None, strict: bool = False) -> tuple[list[RunResult], dict]:
     """Train every implementation in worker processes (at most `jobs` at a time, each limited to `timeout`
     seconds) and judge each run here; results in the order of `names`, whatever the order of completion. Also
     returns what the workers cost: {"jobs", "workers", "peak_rss_mb" (each worker's peak, summed),
@@ -282,7 +296,7 @@ def run_all(names: list[str], spec: Spec, params: Params, threshold: float, chec
     implementation it has loaded, so that it is computed while the frameworks train and ends with the workers on
     an interrupt (this process runs no thread). `meanwhile()` runs here once the tasks are handed out (say,
     importing matplotlib for the plots); `progress(label, done)` is told of each finished implementation; `env`
-    is added to every worker's environment."""
+    is added to every worker's environment; `strict` judges a declared known difference as a failure."""
     check_params(params, spec)
     refs = references or References(spec, params, checkpoints)
     ref_group = registry.get_entry("numpy")
@@ -291,7 +305,7 @@ def run_all(names: list[str], spec: Spec, params: Params, threshold: float, chec
         reason = unavailable(n)
         if reason is not None:
             runs[n] = ImplRun(n, error=reason)
-    results: dict[str, RunResult] = {n: judge_run(r, refs, threshold) for n, r in runs.items()}
+    results: dict[str, RunResult] = {n: judge_run(r, refs, threshold, strict) for n, r in runs.items()}
     waiting: dict[Conventions, list[ImplRun]] = {}  # runs whose reference is still being computed
     with Pool(jobs, timeout, env) as pool:
         for n in names:
@@ -303,11 +317,14 @@ def run_all(names: list[str], spec: Spec, params: Params, threshold: float, chec
             meanwhile()
 
         def judged(run: ImplRun):
-            results[run.name] = judge_run(run, refs, threshold)
+            results[run.name] = judge_run(run, refs, threshold, strict)
             if progress:
                 progress(f"{run.name} done", len(results))
 
+        busy: dict[int, float] = {}  # worker pid -> seconds spent on its tasks (its framework's import included)
         for out in pool.results():
+            if not out.note and out.pid is not None:
+                busy[out.pid] = busy.get(out.pid, 0.0) + out.seconds
             if isinstance(out.key, Conventions):  # a reference run (or the reason it has none: computed here)
                 if out.error is None:
                     refs.put(out.key, *out.value)
@@ -328,5 +345,7 @@ def run_all(names: list[str], spec: Spec, params: Params, threshold: float, chec
                     judged(run)
         cost = {"jobs": pool.jobs, "workers": len(pool.started),
                 "peak_rss_mb": round(sum(pool.peak_rss_mb.values()), 1) if pool.peak_rss_mb else None,
-                "parent_peak_rss_mb": rss_mb()}
+                "parent_peak_rss_mb": rss_mb(),
+                # the slowest worker's own work, import and training: what no scheduling of this run can beat
+                "critical_path_s": round(max(busy.values()), 3) if busy else None}
     return [results[n] for n in names], cost
