@@ -42,8 +42,8 @@ STEPS_PER_EXECUTION = 1000  # fit() runs that many jitted train steps per call, 
 class KerasJaxMLP(keras_mlp.KerasMLP):
     name = "keras-jax"
     conventions = Conventions(adam="keras", momentum="keras", bce="keras-jax")
-    known_differences = {"float64": "Keras 3.15 on JAX computes tanh and every loss value in float32 inside a "
-                                    "float64 run (keras.backend.result_type maps float64 to float32: "
+    known_differences = {"float64": "Keras on JAX: Keras 3.15 computes tanh and every loss value in float32 inside "
+                                    "a float64 run (keras.backend.result_type maps float64 to float32: "
                                     "BIT64_TO_BIT32_DTYPE); no supported setting removes it"}
     backend = "jax"
     steps_per_execution = STEPS_PER_EXECUTION

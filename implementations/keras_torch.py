@@ -41,8 +41,8 @@ STEPS_PER_EXECUTION = 1  # Keras on torch refuses more: fit() runs each train st
 class KerasTorchMLP(keras_mlp.KerasMLP):
     name = "keras-torch"
     conventions = Conventions(adam="keras-torch", momentum="keras", bce="keras-torch")
-    known_differences = {"float64": "Keras 3.15 on torch computes every Dense matmul and every loss value in float32 "
-                                    "inside a float64 run (keras.backend.result_type maps float64 to float32: "
+    known_differences = {"float64": "Keras on torch: Keras 3.15 computes every Dense matmul and every loss value in "
+                                    "float32 inside a float64 run (keras.backend.result_type maps float64 to float32: "
                                     "BIT64_TO_BIT32_DTYPE); no supported setting removes it"}
     backend = "torch"
     steps_per_execution = STEPS_PER_EXECUTION

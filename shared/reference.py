@@ -50,8 +50,13 @@ def activate_grad(name: str, z: np.ndarray, a: np.ndarray) -> np.ndarray:
 def forward(spec: Spec, arrays: list[np.ndarray], x: np.ndarray, jitter=None) -> tuple[list, list]:
     """Pre-activations zs and activations acts (acts[0] = x); arrays = [W0, b0, W1, b1, ...]."""
     zs, acts = [], [x]  # acts[i]: (batch, layers[i])
+    rounds_inputs = getattr(jitter, "rounds_inputs", False)  # Float32Inside: the weights and x enter in float32
+    if rounds_inputs:
+        acts = [jitter(x)]
     for i, act in enumerate(spec.activations):
         W, b = arrays[2 * i], arrays[2 * i + 1]
+        if rounds_inputs:
+            W, b = jitter(W), jitter(b)
         zs.append(acts[-1] @ W + b)  # (batch, layers[i+1])
         a = activate(act, zs[-1])
         acts.append(a if jitter is None else jitter(a))
@@ -135,7 +140,13 @@ BCE = {"probs": bce_probs, "logits": bce_logits, "optax": bce_optax, "keras-jax"
 def loss_and_gradients(spec: Spec, conv: Conventions, arrays: list[np.ndarray], x, y, jitter=None):
     """(loss, [dW0, db0, dW1, db1, ...]) by backprop."""
     zs, acts = forward(spec, arrays, x, jitter)
-    loss, dz = loss_and_dz(spec, conv, zs[-1], acts[-1], y)  # dz: (batch, layers[-1])
+    if getattr(jitter, "rounds_inputs", False):  # Float32Inside: the loss and its gradient computed in float32
+        z32, a32, y32 = (np.asarray(v, dtype=np.float32) for v in (zs[-1], acts[-1], y))
+        with np.errstate(all="ignore"):
+            loss, dz = loss_and_dz(spec, conv, z32, a32, y32)
+        dz = np.asarray(dz, dtype=zs[-1].dtype)
+    else:
+        loss, dz = loss_and_dz(spec, conv, zs[-1], acts[-1], y)  # dz: (batch, layers[-1])
     grads = [None] * len(arrays)
     for i in reversed(range(len(zs))):
         grads[2 * i] = acts[i].T @ dz  # (layers[i], layers[i+1])
@@ -343,9 +354,13 @@ def rounding_floor(spec: Spec, params: Params, conventions: Conventions, exact: 
                                                            zip(h.checkpoints[k], exact.checkpoints[k]) for a, b in zip(A, B)))
             d = np.abs(h.loss - exact.loss)
             floor.loss = d if floor.loss is None else np.fmax(floor.loss, d)
-    # Once rounding alone has moved the run by X, later steps are not held to less: the jittered runs, four samples,
-    # may come back together by chance while an implementation's run need not (seed-keras in float32 with optax's
-    # forms: the floor was 2.8e-5 at step 714 and 3.4e-7 at step 726, where jax differed by 1.2e-5).
+    return _never_falls_back(floor)
+
+
+def _never_falls_back(floor: Floor) -> Floor:
+    """Once rounding alone has moved the run by X, later steps are not held to less: the jittered runs, four samples,
+    may come back together by chance while an implementation's run need not (seed-keras in float32 with optax's
+    forms: the floor was 2.8e-5 at step 714 and 3.4e-7 at step 726, where jax differed by 1.2e-5)."""
     if floor.loss is not None:
         floor.loss = np.fmax.accumulate(floor.loss)
     running = 0.0
@@ -353,3 +368,33 @@ def rounding_floor(spec: Spec, params: Params, conventions: Conventions, exact: 
         running = max(running, floor.params[k])
         floor.params[k] = running
     return floor
+
+
+class Float32Inside:
+    """The model of a declared known difference, float32 arithmetic inside a float64 run (`MLP.known_differences`:
+    Keras on JAX and on torch): the forward and backward pass computed from float32 copies of the weights and
+    inputs, every activation and gradient rounded to float32, the variables and their update kept in float64 (as
+    Keras keeps float64 variables). Values beyond float32's range are left as they are."""
+    rounds_inputs = True
+
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            r = np.asarray(a, dtype=np.float32).astype(a.dtype)
+        return np.where(np.isfinite(r) | ~np.isfinite(a), r, a)
+
+
+def float32_inside_floor(spec: Spec, params: Params, conventions: Conventions, exact: History, checkpoints, x, y,
+                         steps: int | None = None) -> Floor:
+    """How far float32 arithmetic inside the run moves the float64 reference `exact`: the modelled size of that
+    known difference, judged with float32's tolerances (`tolerance.policy_for`). A NaN is no evidence: 0."""
+    ref, model = Reference(spec, params, conventions), Reference(spec, params, conventions, Float32Inside())
+    gap = lambda a, b: float(np.nan_to_num(np.max(np.abs(np.asarray(a) - np.asarray(b)), initial=0.0)))  # noqa: E731
+    with np.errstate(all="ignore"):
+        floor = Floor(forward=gap(model.forward(x), ref.forward(x)),
+                      gradient=max(gap(a, b) for G, H in zip(model.gradients(x, y), ref.gradients(x, y))
+                                   for a, b in zip(G, H)))
+        h = Reference(spec, params, conventions, Float32Inside()).train(x, y, steps=steps, checkpoints=checkpoints)
+        floor.params = {k: max(gap(a, b) for A, B in zip(h.checkpoints[k], exact.checkpoints[k]) for a, b in zip(A, B))
+                        for k in checkpoints}
+        floor.loss = np.nan_to_num(np.abs(h.loss - exact.loss), nan=0.0)
+    return _never_falls_back(floor)

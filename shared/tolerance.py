@@ -58,6 +58,25 @@ def tolerance(dtype: str) -> Tolerance:
     return POLICY[dtype]
 
 
+def modelled(dtype: str, known_difference: str | None, strict: bool = False) -> bool:
+    """Whether a run in `dtype` is judged under the model of a declared known difference: float32 arithmetic inside
+    a float64 run (`MLP.known_differences["float64"]`), judged by float32's tolerances against the float64
+    reference, with the rounding floor of that model (`reference.float32_inside_floor`) as its noise. `strict`
+    (compare --strict, verify --strict) judges every run in its own dtype: a declared difference then fails."""
+    return dtype == "float64" and bool(known_difference) and not strict
+
+
+def policy_for(dtype: str, known_difference: str | None, strict: bool = False) -> str:
+    """The dtype whose tolerances judge the run (see `modelled`)."""
+    return "float32" if modelled(dtype, known_difference, strict) else dtype
+
+
+def modelled_label(known_difference: str) -> str:
+    """How a verdict names the model it was judged under: 'float32 inside: Keras on JAX', from a declared known
+    difference 'Keras on JAX: why'."""
+    return f"float32 inside: {known_difference.split(':')[0].strip()}"
+
+
 def classify(diff, allowed, floor=None):
     """Status codes (AGREES .. DISAGREES) of differences `diff` against `allowed` = rtol * scale, and the rounding
     `floor` where it was measured (None: not measured, so anything over `allowed` DISAGREES). Arrays broadcast."""

@@ -81,18 +81,6 @@ def trained(name: str, preset: str, dtype: str, checkpoints=(1, 10, 100, 1_000, 
     return model, history
 
 
-def pytest_collection_modifyitems(items):
-    """`--dist loadgroup`: the tests that share an implementation's cached preset runs (`trained`) go to one
-    xdist worker, which computes them once, instead of every worker computing them again."""
-    for item in items:
-        slow_for = item.get_closest_marker("slow_for")  # @pytest.mark.slow_for("keras-xla", ...): slow for those
-        if slow_for is not None and getattr(getattr(item, "callspec", None), "params", {}).get("impl") in slow_for.args:
-            item.add_marker(pytest.mark.slow)
-        fn, params = getattr(item, "function", None), getattr(getattr(item, "callspec", None), "params", {})
-        if fn is not None and "trained" in fn.__code__.co_names and "name" in params:
-            item.add_marker(pytest.mark.xdist_group(f"trained-{params['name']}"))
-
-
 def pytest_sessionfinish(session):
     workers.close_session()
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.quick  # the quick tier: pytest -m quick
+
 ROOT = Path(__file__).resolve().parent.parent
 FRAMEWORKS = {"torch", "jax", "jaxlib", "keras", "tensorflow", "flax", "optax"}
 

@@ -13,6 +13,8 @@ from xor_rosetta.presets import get_preset
 from xor_rosetta.spec import Init, Optimizer, Spec
 from xor_rosetta.tolerance import tolerance
 
+pytestmark = pytest.mark.quick  # the quick tier: pytest -m quick
+
 SPECS = {
     "seed-numpy": get_preset("seed-numpy"),
     "seed-keras": get_preset("seed-keras"),

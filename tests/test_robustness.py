@@ -99,12 +99,14 @@ BAD_ARGS = {
 }
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("args,message", BAD_ARGS.values(), ids=BAD_ARGS.keys())
 def test_bad_arguments(args, message, tmp_path, capsys):
     one_line_error(capsys, *args, *(["--out", tmp_path] if args[0] != "check" else []), needles=[message])
     assert not (tmp_path / "report.json").exists()
 
 
+@pytest.mark.quick
 def test_bad_files_through_the_command_line(tmp_path, capsys):
     """Each kind of file error reaches the user as one line, for both commands that read files."""
     (tmp_path / "x.toml").write_text('activations = ["tanh", "gelu"]\n')
@@ -128,12 +130,14 @@ def test_the_entry_point_script_prints_one_line(tmp_path):
     assert_one_line_error(run("compare", "--config", tmp_path / "x.toml", "--out", tmp_path), "(the maximum)")
 
 
+@pytest.mark.quick
 def test_unwritable_output_directory(tmp_path, capsys):
     (tmp_path / "f").write_text("")
     one_line_error(capsys, "train", "--impl", "numpy", "--preset", "seed-numpy", "--out", tmp_path / "f" / "o",
                    needles=["is not writable"])
 
 
+@pytest.mark.quick
 def test_golden_missing_or_corrupt(tmp_path, capsys):
     folder = tmp_path / "g"
     folder.mkdir()

@@ -27,6 +27,8 @@ from xor_rosetta.params import init_params, load_params, shapes
 from xor_rosetta.presets import PRESETS, get_preset
 from xor_rosetta.spec import MAX_SEED, MAX_STEPS, Init, Optimizer, Spec
 
+pytestmark = pytest.mark.quick  # the quick tier: pytest -m quick
+
 # TOML text -> the words the one-line error must contain
 BAD_TOML = {
     "unknown activation": ('activations = ["tanh", "gelu"]', "unknown activation 'gelu'; choose one of"),

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from xor_rosetta.implementations.batched import numpy as V
-from xor_rosetta.app.run.runner import DEFAULT_THRESHOLD, checkpoints_for, first_nonfinite
+from xor_rosetta.compare import DEFAULT_THRESHOLD
+from xor_rosetta.app.run.runner import checkpoints_for, first_nonfinite
 from xor_rosetta.compare import accuracy, judge
 from xor_rosetta.data import xor_data
 from xor_rosetta.implementations.numpy_mlp import NumpyMLP

@@ -8,26 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IMPLS, load_or_skip
 from mutants.numpy_mutants import MUTANTS, Float32Tanh, LrTwice, NumpyMLP, WrongSign
 from mutants.seed_listing import SeedListingMLP
 from xor_rosetta import registry
 from xor_rosetta.app.cli import main
 from xor_rosetta.checks.diagnose import CATALOGUE
-from xor_rosetta.checks.testing import Check, KnownDifference, declared_known_differences, parametrize_with_checks
-from xor_rosetta.checks import CHECKS, BadTarget, Battery, precision_checks, verify
-
-
-# the quick battery, one test per implementation and check: numpy-forward, ...; keras-jax and keras-torch declare
-# a float64 known difference (float32 inside), so their precision checks are strict xfails that pass only as that.
-# The built-ins' own tests (tests/test_equivalence.py) cover them by default; these batteries, a second proof that
-# verify passes a correct implementation, run for numpy and torch by default, for the others with -m slow.
-QUICK_TIER = ("numpy", "torch")
-
-
-@parametrize_with_checks(IMPLS, marks=lambda impl: () if impl in QUICK_TIER else [pytest.mark.slow])
-def test_builtin_passes(impl, check):
-    check(load_or_skip(impl))  # the class conftest gives (one battery per class and worker)
+from xor_rosetta.checks.testing import parametrize_with_checks
+from xor_rosetta.checks import CHECKS, BadTarget, Battery, verify
 
 
 CASES = {cls.__name__: (cls, cause) for cls, cause in MUTANTS.items()}
@@ -160,7 +147,7 @@ def test_readme_example(tmp_path, monkeypatch, capsys):
 
 # ---------------------------------------------------------------------------------------------- known differences
 
-WHY = "tanh in float32 inside a float64 run, on purpose"
+WHY = "Float32Tanh: tanh in float32 inside a float64 run, on purpose"
 
 
 class DeclaredFloat32(Float32Tanh):  # the float32 mutant, declaring it: Keras' case on JAX, in NumPy
@@ -174,66 +161,57 @@ class DeclaredButWrongSign(WrongSign):  # declares the same, and has another mis
 KNOWN_IDS = ["construction", "forward", "update_sgd", "determinism", "float32"]
 
 
-def test_known_difference_is_reported_as_such():
-    """The failures diagnosed as the declared cause are the known difference; they still fail."""
+def test_a_declared_difference_is_judged_under_its_model():
+    """Declared, the float32 arithmetic passes under its model, and the verdicts name it; undeclared, the same
+    class fails and is diagnosed as float32 arithmetic; with strict, the declared one fails too."""
     r = verify(DeclaredFloat32, level="quick", ids=KNOWN_IDS)
-    assert [(x.id, x.status, x.known) for x in r.results] == [
-        ("construction", "pass", None), ("forward", "fail", WHY), ("update_sgd", "fail", WHY),
+    assert [(x.id, x.status, x.modelled) for x in r.results] == [
+        ("construction", "pass", None), ("forward", "pass", WHY), ("update_sgd", "pass", WHY),
         ("determinism", "pass", None), ("float32", "pass", None)]
-    assert not r.passed and r.diagnosis is None and r.counts()["known"] == 2
+    assert r.passed and r.diagnosis is None and r.counts()["modelled"] == 2
+    assert r.results[1].verdict.endswith("(float32 inside: Float32Tanh)")
     text = "\n".join(r.lines())
-    assert f"known difference: {WHY}" in text and "likely cause" not in text
-    assert "each is diagnosed as float32 arithmetic inside a float64 run" in text
-    assert "3 passed, 2 failed (2 by the known difference), 0 skipped" in text
+    assert f"known difference, modelled (float32 inside: Float32Tanh): {WHY}" in text
+    assert "5 passed (2 under the known difference's model), 0 failed, 0 skipped" in text
     d = r.to_dict()
-    assert d["known_difference"]["checks"] == ["forward", "update_sgd"] and d["known_difference"]["declared"] == WHY
-    assert d["checks"][1]["known_difference"]["cause"] == "float32" and d["diagnosis"] is None
-    assert verify(DeclaredFloat32, dtype="float32", level="quick", ids=["forward", "update_sgd"]).passed
+    assert d["known_difference_modelled"] and d["checks"][1]["modelled_difference"] == WHY
+    undeclared = verify(Float32Tanh, level="quick", ids=KNOWN_IDS)
+    assert [x.status for x in undeclared.results] == ["pass", "fail", "fail", "pass", "pass"]
+    assert undeclared.diagnosis.cause.id == "float32"
+    strict = verify(DeclaredFloat32, level="quick", ids=KNOWN_IDS, strict=True)
+    assert [x.status for x in strict.results] == ["pass", "fail", "fail", "pass", "pass"]
+    assert strict.diagnosis.cause.id == "float32" and "judged strictly" in "\n".join(strict.lines())
 
 
-def test_another_cause_is_a_normal_failure():
+def test_another_cause_is_a_failure_under_the_model_too():
     """A class that declares a known difference and fails by another cause: a failure, diagnosed as that cause."""
     r = verify(DeclaredButWrongSign, level="quick", ids=["forward", "update_sgd"], exitfirst=True)
-    assert [(x.id, x.status, x.known) for x in r.results] == [("forward", "pass", None), ("update_sgd", "fail", None)]
-    assert r.diagnosis.cause.id == "wrong-sign" and r.counts()["known"] == 0
+    assert [(x.id, x.status) for x in r.results] == [("forward", "pass"), ("update_sgd", "fail")]
+    assert r.diagnosis.cause.id == "wrong-sign"
     assert r.diagnosis.lines()[0].startswith("first failure: update_sgd")
 
 
-def test_cli_reports_the_known_difference(tmp_path, capsys, monkeypatch):
+def test_cli_reports_the_modelled_difference(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(registry, "RUNTIME", {})
     registry.register("declared-float32", DeclaredFloat32, "test class")
-    code = main(["verify", "declared-float32", "--quick", "--checks", "forward,update_sgd,determinism", "-x",
-                 "--out", str(tmp_path), "--quiet"])
+    args = ["verify", "declared-float32", "--quick", "--checks", "forward,update_sgd,determinism", "--quiet"]
+    code = main([*args, "--out", str(tmp_path)])
     out = capsys.readouterr().out
-    assert code == 1, out  # it does disagree; -x does not stop at a known difference
-    assert re.search(r"^forward +known ", out, re.M) and f"known difference: {WHY}" in out
-    assert "1 passed, 2 failed (2 by the known difference), 0 skipped" in out
+    assert code == 0, out
+    assert re.search(r"^forward +pass .*\(float32 inside: Float32Tanh\)", out, re.M)
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["counts"] == {"pass": 1, "fail": 2, "skip": 0, "known": 2}
-    assert report["known_difference"]["cause"]["id"] == "float32" and report["diagnosis"] is None
+    assert report["counts"] == {"pass": 3, "fail": 0, "skip": 0, "modelled": 2} and report["diagnosis"] is None
     assert "## Known difference" in (tmp_path / "report.md").read_text()
+    assert main([*args, "--strict", "--out", str(tmp_path / "strict")]) == 1
+    assert "judged strictly" in capsys.readouterr().out
 
 
-@parametrize_with_checks([DeclaredFloat32], checks=KNOWN_IDS)  # forward, update_sgd: strict xfails, by the rule
-def test_known_difference_xfails(impl, check):
+@parametrize_with_checks([DeclaredFloat32], checks=KNOWN_IDS)  # passes: its difference is modelled
+def test_declared_difference_passes_the_pytest_checks(impl, check):
     check(impl)
 
 
-def test_known_difference_marks():
-    """The xfails: exactly the precision checks, strict, the declared text as the reason, and only a
-    KnownDifference (another failure fails); a built-in's declaration is read from its source at collection."""
-    for impl in (DeclaredFloat32, "keras-jax", "keras-torch"):
-        why = declared_known_differences(impl)["float64"]
-        marks = {p.values[1].id: [m for m in p.marks if m.name == "xfail"]
-                 for p in parametrize_with_checks([impl]).args[1]}
-        assert [c for c, m in marks.items() if m] == precision_checks()
-        assert all(m[0].kwargs == {"reason": why, "strict": True, "raises": KnownDifference}
-                   for m in marks.values() if m)
-    assert not any(m.name == "xfail" for p in parametrize_with_checks(["numpy"]).args[1] for m in p.marks)
-    assert declared_known_differences("numpy") == {}
-    with pytest.raises(AssertionError) as e:  # another cause, in an expected failure: not a KnownDifference
-        Check("update_sgd", known=WHY)(DeclaredButWrongSign)
-    assert not isinstance(e.value, KnownDifference) and "wrong-sign" not in str(e.value)
-    assert "the update climbs the gradient" in str(e.value)
-    with pytest.raises(AssertionError, match="expected to fail by the known difference 'other'"):
-        Check("forward", known="other")(DeclaredFloat32)  # what collection read must be what the class declares
+@parametrize_with_checks([DeclaredFloat32], checks=["forward", "update_sgd"], strict=True,
+                         expected_failed_checks={"forward": "strict", "update_sgd": "strict"})
+def test_declared_difference_fails_the_strict_pytest_checks(impl, check):
+    check(impl)

@@ -17,9 +17,8 @@ from xor_rosetta.checks.judging import FAIL, PASS, SKIP, CheckResult, SkipCheck
 from xor_rosetta.checks.report import Report
 from xor_rosetta.checks.run import verify
 from xor_rosetta.checks.subject import SUPPORT_KEYS, BadTarget, Subject, set_loader, subject_for
-from xor_rosetta.checks.testing import Check, KnownDifference, parametrize_with_checks
+from xor_rosetta.checks.testing import Check, parametrize_with_checks
 
 __all__ = ["verify", "Report", "Battery", "LEVELS", "CHECKS", "DETECTORS", "JUDGES", "describe", "precision_checks",
            "CheckResult", "SkipCheck", "PASS", "FAIL", "SKIP", "CATALOGUE", "Cause", "Diagnosis", "diagnose",
-           "Subject", "subject_for", "set_loader", "SUPPORT_KEYS", "BadTarget", "Check", "KnownDifference",
-           "parametrize_with_checks"]
+           "Subject", "subject_for", "set_loader", "SUPPORT_KEYS", "BadTarget", "Check", "parametrize_with_checks"]

@@ -8,8 +8,9 @@ import time
 from xor_rosetta.interface import Conventions
 from xor_rosetta.reference import FORMS, Floor, Reference
 from xor_rosetta.spec import DTYPES, Optimizer, Spec
-from xor_rosetta.checks.catalogue import CHECKS, DETECTORS
-from xor_rosetta.checks.judging import DISAGREES, SKIP, CheckResult, Outcome, SkipCheck, compare
+from xor_rosetta.tolerance import modelled, modelled_label, policy_for
+from xor_rosetta.checks.catalogue import CHECKS, DETECTORS, JUDGES
+from xor_rosetta.checks.judging import DISAGREES, PASS, SKIP, CheckResult, Outcome, SkipCheck, compare
 from xor_rosetta.checks.scripts import SCRIPTS, Record, Script, cut, run_script
 from xor_rosetta.checks.subject import BadTarget, subject_for
 
@@ -20,7 +21,7 @@ LEVELS = ("full", "quick")  # full: the CLI's default; quick: what the built-in 
 class Battery:
     """Runs the checks on one subject, each script once; reference records and rounding floors cached."""
 
-    def __init__(self, subject, dtype: str = "float64", level: str = "full", explain=None):
+    def __init__(self, subject, dtype: str = "float64", level: str = "full", strict: bool = False):
         if dtype not in DTYPES:
             raise BadTarget(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
         if level not in LEVELS:
@@ -37,8 +38,7 @@ class Battery:
         self.detected: dict[str, dict] = {}  # op -> {"form": .., "consistent": [...], "verdicts": {...}}
         self.running: set[str] = set()  # checks under way (a detection asks for the forms detected before it)
         self.seconds = 0.0
-        self.explain = explain  # explain(battery, result) after each check: diagnose.explain_known marks a failure
-        # by the subject's declared known difference (the checks themselves know nothing of the diagnosis)
+        self.strict = strict  # judge a declared known difference as a failure, not under its model
 
     # scripts, records, references
     def script(self, key: str) -> Script | None:
@@ -60,8 +60,12 @@ class Battery:
     def against(self, script: Script, parts, conv: Conventions | None = None, got: Record | None = None,
                 policy: str | None = None, upto: int | None = None) -> tuple[Script, Outcome, Conventions, tuple]:
         """`script`'s record (or `got`) against the reference in `conv` (default: the detected conventions),
-        on `parts`, up to update `upto` (default: all)."""
+        on `parts`, up to update `upto` (default: all). By the policy of the script's dtype, or, for the numbers
+        a subject with a declared known difference computes, under that difference's model (`tolerance.modelled`:
+        float32's policy, and float32 arithmetic inside the run as its rounding floor), unless `strict`."""
         conv = conv or self.conventions(script.spec)
+        if policy is None and "params0" not in parts:  # params() reads back the weights given: nothing to model
+            policy = self.policy(script.spec)
         got, want = got or self.record(script), self.reference(script, conv)
         if upto is not None:
             script, got, want = script.upto(upto), cut(got, upto), cut(want, upto)
@@ -113,8 +117,10 @@ class Battery:
                 self.results[cid] = CheckResult(cid, SKIP, str(s))
             finally:
                 self.running.discard(cid)
-            if self.explain is not None:
-                self.explain(self, self.results[cid])
+            res = self.results[cid]
+            if res.status == PASS and JUDGES[cid] == "reference" and self.modelled:
+                res.modelled = self.known_difference
+                res.verdict += f" ({modelled_label(self.known_difference)})"
             self.results[cid].data.setdefault("seconds", round(time.perf_counter() - start, 3))
         return self.results[cid]
 
@@ -122,6 +128,16 @@ class Battery:
     def known_difference(self) -> str | None:
         """The subject's declared known difference in this battery's dtype, if any."""
         return self.subject.known_differences.get(self.dtype)
+
+    def policy(self, spec: Spec) -> str:
+        """The dtype whose tolerances judge the numbers computed on `spec` (its own, or float32 under the model of
+        a declared known difference)."""
+        return policy_for(spec.dtype, self.subject.known_differences.get(spec.dtype), self.strict)
+
+    @property
+    def modelled(self) -> bool:
+        """Whether the numbers it computes are judged under its declared known difference's model."""
+        return modelled(self.dtype, self.known_difference, self.strict)
 
     def needs(self, spec: Spec) -> None:
         """Skip the running check unless the subject supports everything `spec` uses."""

@@ -8,9 +8,6 @@ with the one that doesn't. A few causes are tested directly: params() returning 
 float32, differences that are float32-sized (agreement with the float64 reference by float32's tolerance policy,
 and with a float32 reference where that one is a witness: see `_float32`), which rows each step used (found from
 each step's loss), and runs that differ from themselves.
-
-A failure in a dtype for which the implementation declares a known difference is that difference when its
-diagnosis is the cause the declaration stands for (`KNOWN_CAUSES`), and only then.
 """
 from __future__ import annotations
 
@@ -85,26 +82,6 @@ CATALOGUE = [
 BY_ID = {c.id: c for c in CATALOGUE}
 PART_KEYS = {"construction": "params0", "forward": "forward", "loss": "loss0", "gradient": "gradients",
              "update": "train"}  # a failure's part -> the part of a record that the hypotheses are judged on
-KNOWN_CAUSES = {"float64": "float32"}  # a known difference an implementation declares for a dtype
-# (`MLP.known_differences`) -> the cause in the catalogue it stands for: in float64, float32 arithmetic inside the
-# run (a framework computing in float32 where no supported setting stops it). A failure there counts as the known
-# difference only when its diagnosis is that cause and nothing else; none is named for float32, so a difference
-# declared for float32 excuses no failure.
-
-
-def explain_known(b: Battery, res: CheckResult) -> None:
-    """A failure in a dtype with a declared known difference: diagnosed now, and marked `known` when the diagnosis
-    is the cause such a declaration stands for (`KNOWN_CAUSES`) and nothing else (the battery's `explain`)."""
-    if res.status != FAIL or b.known_difference is None:
-        return
-    res.diagnosis = diagnose(b, res)
-    if explained_by_known_difference(res.diagnosis, b.dtype):
-        res.known = b.known_difference
-
-
-def explained_by_known_difference(d: "Diagnosis", dtype: str) -> bool:
-    """Whether a failure in `dtype`, diagnosed as `d`, is the known difference a declaration for `dtype` names."""
-    return dtype in KNOWN_CAUSES and [c.id for c, _ in d.causes] == [KNOWN_CAUSES[dtype]]
 
 
 # ---------------------------------------------------------------------------------------------------- variants
@@ -294,7 +271,7 @@ class Diagnosis:
     verdict: str
     causes: list[tuple[Cause, str]] = field(default_factory=list)  # (cause, evidence), most likely first
     tried: int = 0  # hypotheses tested
-    label: str = "first failure"  # how lines() introduces the check ("first other failure" after known differences)
+    label: str = "first failure"  # how lines() introduces the check
 
     @property
     def cause(self) -> Cause | None:

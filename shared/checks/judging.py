@@ -13,7 +13,7 @@ from xor_rosetta.compare import judge, max_abs
 from xor_rosetta.data import xor_data
 from xor_rosetta.interface import Conventions
 from xor_rosetta.params import Params
-from xor_rosetta.reference import JITTER_RUNS, Floor, Jitter, Reference, rounding_floor
+from xor_rosetta.reference import JITTER_RUNS, Float32Inside, Floor, Jitter, Reference, rounding_floor
 from xor_rosetta.tolerance import AGREES, DISAGREES, ILL, NOISE, NOISE_FACTOR, WORDS, classify, running_max, tolerance
 from xor_rosetta.checks.scripts import EXTRA_INPUTS, Record, Script, run_script
 
@@ -97,30 +97,19 @@ def array_report(got: Params, want: Params, allowed: float) -> list[str]:
     return [n for d, n in sorted(over, key=lambda t: -t[0]) if d > allowed]
 
 
-class Round32:
-    """A Reference jitter that rounds every activation and gradient to float32 (kept as float64): float32 arithmetic
-    inside a float64 run, at the least. Its distance from the exact reference is the rounding floor of the float32
-    policy judging a float64 run (`floor_for`)."""
-
-    def __call__(self, a: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            r = np.asarray(a, dtype=np.float32).astype(a.dtype)
-        return np.where(np.isfinite(r) | ~np.isfinite(a), r, a)  # beyond float32's range: left as it is
-
-
 def floor_for(battery: "Battery", script: Script, conv: Conventions, rounding: str | None = None) -> Floor:
     """How far one rounding per operation moves the reference on this script (measured once, when needed).
 
     `rounding`: the dtype whose rounding is modelled, default the script's (one ulp up or down per operation,
     `JITTER_RUNS`). float32 on a float64 script (the float32 policy judging a float64 run, as the diagnosis of float32
     arithmetic does): how far rounding every activation and gradient to float32 moves the float64 reference
-    (`Round32`), which follows the script's conditioning where a one-ulp float32 jitter would not (a sigmoid
+    (`reference.Float32Inside`, the model of that known difference), which follows the script's conditioning where a one-ulp float32 jitter would not (a sigmoid
     saturated at 1 - 1e-13 stays clipped when rounded to 1, but a float32 ulp down takes it inside BCE's clip)."""
     rounding = rounding or script.spec.dtype
     key = (script.key, script.steps, conv, rounding)
     if key not in battery.floors:
         if rounding != script.spec.dtype:
-            battery.floors[key] = _rounded_floor(battery, script, conv, Round32())
+            battery.floors[key] = _rounded_floor(battery, script, conv, Float32Inside())
             return battery.floors[key]
         spec, ref = script.spec, battery.reference(script, conv)
         x, y = xor_data(spec.dtype)
@@ -305,14 +294,11 @@ class CheckResult:
     conventions: Conventions | None = None  # the reference's conventions in that comparison
     parts: tuple[str, ...] = ()
     data: dict = field(default_factory=dict)
-    known: str | None = None  # FAIL by the subject's declared known difference in this dtype: the declared text
+    modelled: str | None = None  # judged under the subject's declared known difference in this dtype (its text)
     diagnosis: object | None = None  # xor_rosetta.checks.diagnose.Diagnosis, where the battery diagnosed the failure
 
     def to_dict(self) -> dict:
-        known = {}
-        if self.known is not None:
-            cause, evidence = self.diagnosis.causes[0]
-            known = {"known_difference": {"declared": self.known, "cause": cause.id, "evidence": evidence}}
+        known = {} if self.modelled is None else {"modelled_difference": self.modelled}
         return {"id": self.id, "status": self.status, "verdict": self.verdict,
                 "diff": _num(self.diff), "allowed": _num(self.allowed), "detail": self.detail,
                 "where": None if self.where is None else self.where.to_dict(),

@@ -84,7 +84,7 @@ def run_random(b, examples: int, steps: int) -> CheckResult:
             return
         b.scripts[script.key] = script
         got = b.records[script.key] = run_script(b.subject.factory, script)
-        outcome = compare(b, script, got, ref, conv, PARTS)
+        outcome = compare(b, script, got, ref, conv, PARTS, b.policy(spec))
         if outcome.status == DISAGREES:
             found.append((script, outcome, conv))
             raise _Found

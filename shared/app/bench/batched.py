@@ -27,7 +27,8 @@ def vectorised(quick: bool = False, seeds: int | None = None, steps: int = 10_00
     from xor_rosetta.registry import load
     from xor_rosetta.compare import accuracy
     from xor_rosetta.params import init_params
-    from xor_rosetta.app.run.runner import DEFAULT_THRESHOLD, first_nonfinite
+    from xor_rosetta.compare import DEFAULT_THRESHOLD
+    from xor_rosetta.app.run.runner import first_nonfinite
     from xor_rosetta.app.sweep.plan import CANONICAL, plan_tasks
     from xor_rosetta.app.sweep.engine import Progress, Store, run_local
     seeds = seeds or (1_000 if quick else 10_000)

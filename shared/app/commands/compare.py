@@ -1,6 +1,7 @@
 """`xor-rosetta compare`: every implementation from one set of initial weights, judged against the reference."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -15,6 +16,9 @@ def add_arguments(sp) -> None:
     sp.add_argument("--cmd", action="append", metavar="COMMAND", help='also run a child process speaking the '
                     'protocol of docs/protocol.md, e.g. --cmd "node mlp.js" (repeatable)')
     sp.add_argument("--threshold", type=threshold_value, help="convergence loss (default 1e-6 for mse, 0.05 for bce)")
+    sp.add_argument("--strict", action="store_true", help="judge every implementation in the run's own dtype: a "
+                    "declared known difference (Keras on JAX and torch compute in float32 inside a float64 run) "
+                    "then fails instead of being judged under its model")
     add_spec_options(sp)
     add_options(sp)
 
@@ -24,7 +28,8 @@ def run(a) -> int:
     from ...params import init_params
     from xor_rosetta.app.common.progress import Progress
     from xor_rosetta.app.run.report import summary, table, notes, write
-    from xor_rosetta.app.run.runner import DEFAULT_THRESHOLD, checkpoints_for, run_all
+    from xor_rosetta.compare import DEFAULT_THRESHOLD
+    from xor_rosetta.app.run.runner import checkpoints_for, run_all
     from xor_rosetta.app.common.files import json_text
     from xor_rosetta.app.common.resources import check_fits
 
@@ -34,6 +39,11 @@ def run(a) -> int:
         from xor_rosetta.app.workers.protocol import register_command
         names += [register_command(c) for c in a.cmd]
     check_fits(spec, len(names))  # a run that would not fit in memory stops here, before it starts
+    if not a.quiet and not a.json:
+        from xor_rosetta.app.run.costs import cost_note
+        note = cost_note(names, spec, jobs=a.jobs or os.cpu_count() or 1)
+        if note:
+            print(note, file=sys.stderr)
     out = writable_dir(a.out or f"runs/compare-{name}")
     threshold = a.threshold if a.threshold is not None else DEFAULT_THRESHOLD[spec.loss]
     params = init_params(spec)  # one set of initial weights for everyone
@@ -43,7 +53,7 @@ def run(a) -> int:
         bar.update(f"training {', '.join(names)} in worker processes", 0)
         results, cost = run_all(names, spec, params, threshold, ks, jobs=a.jobs, timeout=a.timeout,
                                 progress=lambda label, done: bar.update(label, done),
-                                meanwhile=_warm_plots)
+                                meanwhile=_warm_plots, strict=a.strict)
     report = summary(name, spec, results, threshold, time.perf_counter() - start)
     report["workers"] = cost
     write(out, report, results)

@@ -18,8 +18,10 @@ def add_arguments(sp) -> None:
     sp.add_argument("--quick", action="store_true", help="the quick battery: seed-numpy to 1,000 of its 10,000 steps, "
                     "1 random spec instead of 20")
     sp.add_argument("--checks", metavar="a,b,...", help="run only these checks (ids as in the scorecard)")
-    sp.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failing check (not at one that "
-                    "fails by the implementation's declared known difference in this dtype)")
+    sp.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failing check")
+    sp.add_argument("--strict", action="store_true", help="judge every check in the battery's dtype: a declared "
+                    "known difference (float32 arithmetic inside a float64 run) then fails instead of being judged "
+                    "under its model")
     sp.add_argument("--out", metavar="DIR", help="where report.md and report.json go (default runs/verify-NAME)")
 
 
@@ -48,7 +50,7 @@ def run(a) -> int:
             raise XorRosettaError(f"unknown check {unknown[0]!r}; choose from: {', '.join(CHECKS)}")
     if a.out:
         writable_dir(a.out)  # an output folder it cannot write fails now, not after the battery
-    battery = Battery(target, a.dtype, "quick" if a.quick else "full")  # bad input fails here, before any work
+    battery = Battery(target, a.dtype, "quick" if a.quick else "full", a.strict)  # bad input fails here, before any work
     with Progress(len(ids or CHECKS), enabled=not a.quiet) as bar:
         report = verify(battery, ids=ids, exitfirst=a.exitfirst, progress=lambda c, i: bar.update(c, i))
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", report.subject.name).strip("-") or "implementation"

@@ -12,7 +12,7 @@ from xor_rosetta import registry
 from xor_rosetta.app.common.files import atomic_write_bytes, write_set
 from xor_rosetta.app.run.runner import RunResult
 from xor_rosetta.spec import Spec
-from xor_rosetta.tolerance import NOISE_FACTOR, tolerance
+from xor_rosetta.tolerance import NOISE_FACTOR, modelled_label, tolerance
 
 PLOTS = {"loss": "loss.png", "param_diff": "param_diff.png", "boundary": "boundary.png"}
 REPORT_FILES = ("report.json", "report.md", *PLOTS.values())  # one set: replaced together
@@ -30,7 +30,8 @@ def verdict(r: RunResult, threshold: float) -> str:
         return f"diverged at step {r.diverged_at + 1}"
     if not r.agrees:
         return "DISAGREES"
-    return f"{r.judgement.verdict}, {'converged' if r.converged(threshold) else 'NOT converged'}"
+    model = f" ({modelled_label(r.modelled)})" if r.modelled else ""
+    return f"{r.judgement.verdict}{model}, {'converged' if r.converged(threshold) else 'NOT converged'}"
 
 
 def machine() -> dict:
@@ -47,7 +48,9 @@ def summary(name: str, spec: Spec, results: list[RunResult], threshold: float, w
             "max_param_diff": _num(r.param_diff), "max_grad_diff": _num(r.grad_diff),
             "diverged_at_step": None if r.diverged_at is None else r.diverged_at + 1,
             "raised": r.run.error if r.error is None and r.run is not None else None,  # on non-finite values
-            "first_disagreement": r.first_disagreement, "agreement": None if r.judgement is None else {
+            "first_disagreement": r.first_disagreement,
+            "modelled_difference": r.modelled,  # the declared known difference it was judged under, if any
+            "agreement": None if r.judgement is None else {
                 "status": r.judgement.verdict, "rounding_floor_measured": r.judgement.floor_measured,
                 "findings": [vars(f) for f in r.judgement.findings]},
             "train_seconds": None if r.history is None else round(r.history.wall_time, 4),
