@@ -151,3 +151,26 @@ def test_check_update_is_the_only_writer(tmp_path):
 def test_debug_shows_the_traceback():
     p = run("--debug", "compare", "--preset", "seed-jax")
     assert p.returncode != 0 and "Traceback" in p.stderr
+
+
+def test_a_declared_difference_agrees_under_its_model_and_strict_fails_it(tmp_path):
+    """keras-jax computes in float32 inside a float64 run and declares it: compare judges it under that model and
+    says so, exit 0; --strict judges it in float64, DISAGREES, exit 1. The same float32 arithmetic undeclared (the
+    Float32Tanh mutant, run as a plug-in) is DISAGREES without --strict."""
+    load_or_skip("keras-jax")
+    args = ["compare", "--preset", "seed-numpy", "--steps", "1000", "--impls", "numpy,keras-jax", "--json"]
+    p = run(*args, "--out", tmp_path / "a")
+    rows = {r["implementation"]: r for r in json.loads(p.stdout)["implementations"]}
+    assert p.returncode == 0, p.stderr
+    assert rows["keras-jax"]["verdict"] == "agrees (float32 inside: Keras on JAX), converged"
+    assert rows["keras-jax"]["modelled_difference"].startswith("Keras on JAX: ")
+    p = run(*args, "--strict", "--out", tmp_path / "b")
+    rows = {r["implementation"]: r for r in json.loads(p.stdout)["implementations"]}
+    assert p.returncode == 1 and rows["keras-jax"]["verdict"] == "DISAGREES" and rows["numpy"]["verdict"].startswith(
+        "agrees")
+    assert "known difference: Keras on JAX" in rows["keras-jax"]["first_disagreement"]
+    mutant = "tests/mutants/numpy_mutants.py:Float32Tanh"
+    p = run("compare", "--preset", "seed-numpy", "--steps", "1000", "--impls", f"numpy,{mutant}", "--json",
+            "--out", tmp_path / "c")
+    rows = {r["implementation"]: r for r in json.loads(p.stdout)["implementations"]}
+    assert p.returncode == 1 and rows[mutant]["verdict"] == "DISAGREES"
