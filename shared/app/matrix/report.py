@@ -143,7 +143,7 @@ def render_md(pairs, meta: dict, series_order: list[str]) -> str:
                 g = res["golden"]
                 if g == "drift":
                     d = res["drift"]
-                    g = f"**drift** from step {d['first_step']}, |Δ| {d['size']:.2g}" if d["first_step"] else "drift"
+                    g = f"**drift** from step {d['first_step']}, Δ {d['size']:.2g}" if d["first_step"] else "drift"
                 elif g == "error":
                     g = f"error: {res['reason'][:120]}"
                 golden.append(g.replace("|", "/"))
