@@ -117,6 +117,8 @@ def run(a) -> int:
         shown_file = str(cells_file.resolve().relative_to(project.resolve()))
 
     stats = {"ran": 0, "kept": len(cells), "seconds": 0.0}
+    if not a.report_only and not driver.pending(cells, out, a.resume, impls_for)[0]:
+        a.report_only = True  # --resume with every cell done: only the report
     if not a.report_only:
         uv = envs.find_uv()
         envs_dir = Path(a.envs) if a.envs else envs.default_envs_dir()
