@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import platform
+import re
 import time
 
 from .spec import version_key
@@ -48,6 +49,11 @@ def state(rec: dict | None, impl: str) -> str:
 def signature(rec: dict, impl: str) -> str:
     """What a transition is about: the state, and for a drift the forms that changed (where named)."""
     s = state(rec, impl)
+    if s == "error" and rec["status"] == "judged":
+        why = re.sub(r"^\S+/\S+/\w+: ", "", rec["results"][impl].get("reason", ""))
+        why = re.sub(r"^failed: ", "", why)
+        why = re.sub(r"[Mm]odule '?([\w.]+)'? has", r"module \1 has", why)  # Python 3.11's two spellings
+        return f"error ({why[:90]})" if why else s
     if s == "drift":
         ch = changed_forms(rec["results"][impl])
         if ch:
