@@ -249,3 +249,30 @@ def test_two_numpy_cells_run_for_real(tmp_path):
     for v, c in got.items():
         assert c["status"] == "judged" and c["installed"]["numpy"] == v
         assert c["results"]["numpy"]["golden"] == "agrees"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("uv") is None and not (Path(sys.executable).parent / "uv").exists(),
+                    reason="uv not installed")
+def test_a_drift_is_found_sized_diagnosed_and_given_a_replay_command(tmp_path):
+    """Golden files with one value moved by 1e-6: the cell reports a drift at that step, of that size."""
+    root = Path(__file__).resolve().parents[1]
+    golden = tmp_path / "golden"
+    shutil.copytree(root / "results" / "golden", golden)
+    f = golden / "seed-keras.numpy.float64.json"
+    data = json.loads(f.read_text())
+    data["checkpoints"]["100"]["params"]["W0"][0][0] += 1e-6
+    f.write_text(json.dumps(data))
+    (tmp_path / "one.toml").write_text("[[cell]]\nseries='NumPy'\naxis='numpy'\nimpls=['numpy']\n"
+                                       "packages={numpy='2.4.6'}\n")
+    exe = Path(sys.executable).with_name("xor-rosetta")
+    p = subprocess.run([str(exe), "matrix", "--cells", str(tmp_path / "one.toml"), "--out", str(tmp_path / "out"),
+                        "--project", str(root), "--golden-dir", str(golden), "--quiet"], capture_output=True,
+                       text=True, timeout=600)
+    assert p.returncode == 1, p.stderr
+    r = json.loads((tmp_path / "out" / "matrix.json").read_text())["cells"][0]["results"]["numpy"]
+    assert r["golden"] == "drift" and r["drift"]["first_step"] == 100
+    assert abs(r["drift"]["size"] - 1e-6) < 1e-9
+    assert r["conventions"] is not None  # verify ran in the cell
+    md = (tmp_path / "out" / "matrix.md").read_text()
+    assert f"--only numpy-2.4.6 --impls numpy --golden-dir {golden}" in md

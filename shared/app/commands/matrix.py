@@ -128,7 +128,8 @@ def run(a) -> int:
         wheel = envs.build_wheel(uv, project, envs_dir / "wheel" / str(os.getpid()))
         try:
             ctx = Context(uv, envs_dir, wheel, golden.resolve(), matrix.python, a.timeout or matrix.timeout,
-                          verify=not a.no_verify)
+                          verify=not a.no_verify,
+                          replay_extra=f" --golden-dir {shlex.quote(a.golden_dir)}" if a.golden_dir else "")
             stats = driver.run(cells, ctx, out, a.jobs, a.resume, a.quiet, shown_file if a.cells else "", impls_for)
         finally:
             import shutil

@@ -32,6 +32,7 @@ class Context:
     python: str | None
     timeout: float
     verify: bool = True
+    replay_extra: str = ""  # options the replay command must repeat (a --golden-dir given explicitly)
     children: set = field(default_factory=set)  # running processes, for an interrupt
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -79,9 +80,9 @@ def last_line(text: str) -> str:
     return lines[-1][:400] if lines else "no output"
 
 
-def replay_command(cell, impl: str, cells_file: str) -> str:
+def replay_command(cell, impl: str, cells_file: str, extra: str = "") -> str:
     where = f" --cells {shlex.quote(cells_file)}" if cells_file else ""
-    return f"xor-rosetta matrix{where} --only {cell.name} --impls {impl} --out /tmp/xor-rosetta-replay"
+    return f"xor-rosetta matrix{where} --only {cell.name} --impls {impl}{extra} --out /tmp/xor-rosetta-replay"
 
 
 def golden_conventions(golden_dir: Path, impl: str) -> dict:
@@ -160,7 +161,8 @@ def run_cell(cell, ctx: Context, cells_file: str, impls: list[str]) -> dict:
                 c, why = next(iter(errs.items()))
                 r.update(golden="error", reason=f"{c}: {why}"[:400])
             elif impl in drifts:
-                r.update(golden="drift", drift=drifts[impl], replay=replay_command(cell, impl, cells_file))
+                r.update(golden="drift", drift=drifts[impl],
+                         replay=replay_command(cell, impl, cells_file, ctx.replay_extra))
             rec["results"][impl] = r
         ts = time.time()
         runnable = [i for i in impls if rec["results"][i]["golden"] != "error" or "unavailable" not in
