@@ -35,6 +35,22 @@ def form_text(result: dict) -> str:
     return "; ".join(f"{k}: {a} form in golden, {b} form now" for k, (a, b) in sorted(ch.items()))
 
 
+def compare_text(result: dict) -> str:
+    """What compare said in the cell, preset by preset; where it agrees while the golden files drift, the golden
+    run's release is the one that left the reference (or the golden files are stale), not this one."""
+    parts, agree = [], True
+    for preset in ("seed-numpy", "seed-keras"):
+        c = (result.get("compare") or {}).get(preset) or {}
+        diff = c.get("max_param_diff")
+        parts.append(f"{preset} {c.get('verdict', 'not run')}" + (f" (max |Δ params| {diff:.2g})"
+                                                                     if isinstance(diff, float) else ""))
+        agree = agree and c.get("agreement") == "agrees"
+    text = "; ".join(parts)
+    if agree:
+        text += ". This release agrees with the reference on both presets (float64) where the golden files differ"
+    return text
+
+
 def state(rec: dict | None, impl: str) -> str:
     if rec is None:
         return "not run"
@@ -172,7 +188,9 @@ def render_md(pairs, meta: dict, series_order: list[str]) -> str:
               f"- releases: {', '.join(f'{k} {v}' for k, v in sorted((r.get('installed') or {}).items()))}",
               f"- first step: {d['first_step']}; largest |Δ|: {d['size']:.3g} ({d['at']}); "
               f"{len(d['lines'])} golden value(s) over the tolerance",
+              f"- cases: {', '.join(sorted({ln.split(':')[0] for ln in d['lines']}))}",
               f"- form: {form_text(res)}",
+              f"- against the NumPy reference in this cell (compare): {compare_text(res)}",
               f"- first line: `{d['lines'][0]}`",
               f"- replay: `{res.get('replay', '')}`", ""]
     bad = [(c, r) for c, r in pairs if r is not None and r["status"] != "judged"]
