@@ -183,6 +183,8 @@ def test_report_without_a_diagnosis_says_so(tmp_path):
     assert report.form_text(r) == "not diagnosed (verify not run)"
     r["conventions"] = dict(r["golden_conventions"])
     assert report.form_text(r).startswith("no convention changed")
+    r["conventions"] = {"adam": None, "bce": "keras", "momentum": "keras"}  # verify matched no modelled Adam form
+    assert report.form_text(r) == "adam: keras form in golden, none of the modelled forms now"
 
 
 def test_records_resume_skips_only_finished_cells_of_the_same_definition(tmp_path, monkeypatch):

@@ -22,7 +22,7 @@ def changed_forms(result: dict) -> dict | None:
     if not found:
         return None
     want = result.get("golden_conventions") or {}
-    return {k: (want.get(k), v) for k, v in found.items() if v and want.get(k) and v != want.get(k)}
+    return {k: (want.get(k), v) for k, v in found.items() if want.get(k) and v != want.get(k)}
 
 
 def form_text(result: dict) -> str:
@@ -32,7 +32,8 @@ def form_text(result: dict) -> str:
         return f"not diagnosed ({why})" if why else "not diagnosed (verify not run)"
     if not ch:
         return "no convention changed: verify detects the forms the golden run recorded (a kernel, cast or clamp?)"
-    return "; ".join(f"{k}: {a} form in golden, {b} form now" for k, (a, b) in sorted(ch.items()))
+    return "; ".join(f"{k}: {a} form in golden, {b or 'none of the modelled forms'} now"
+                     for k, (a, b) in sorted(ch.items()))
 
 
 def compare_text(result: dict) -> str:
@@ -73,7 +74,7 @@ def signature(rec: dict, impl: str) -> str:
     if s == "drift":
         ch = changed_forms(rec["results"][impl])
         if ch:
-            return "drift (" + ", ".join(f"{k} {b}" for k, (a, b) in sorted(ch.items())) + ")"
+            return "drift (" + ", ".join(f"{k} {b or 'unmodelled'}" for k, (a, b) in sorted(ch.items())) + ")"
     return s
 
 
