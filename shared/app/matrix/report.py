@@ -32,7 +32,7 @@ def form_text(result: dict) -> str:
         return f"not diagnosed ({why})" if why else "not diagnosed (verify not run)"
     if not ch:
         return "no convention changed: verify detects the forms the golden run recorded (a kernel, cast or clamp?)"
-    return "; ".join(f"{k}: {a} form in golden, {b or 'none of the modelled forms'} now"
+    return "; ".join(f"{k}: {a} form in golden, {b + ' form' if b else 'none of the modelled forms'} now"
                      for k, (a, b) in sorted(ch.items()))
 
 
