@@ -116,7 +116,7 @@ def run(a) -> int:
     if project and cells_file.resolve().is_relative_to(project.resolve()):
         shown_file = str(cells_file.resolve().relative_to(project.resolve()))
 
-    stats = {"ran": 0, "kept": len(cells), "seconds": 0.0}
+    stats = {"ran": 0, "kept": sum(driver.load_record(out, c) is not None for c in cells), "seconds": 0.0}
     if not a.report_only and not driver.pending(cells, out, a.resume, impls_for)[0]:
         a.report_only = True  # --resume with every cell done: only the report
     if not a.report_only:

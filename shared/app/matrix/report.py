@@ -122,8 +122,10 @@ def render_md(pairs, meta: dict, series_order: list[str]) -> str:
     L += [f"Cells: {len(pairs)} from `{meta.get('cells_file')}`; {len(judged) - n_inst} judged, {n_inst} not "
           f"installable, {len(pairs) - len(judged)} not run.",
           f"Time: this invocation {meta.get('wall_seconds', 0):.0f} s wall ({meta.get('ran', 0)} cells run, "
-          f"{meta.get('kept', 0)} kept from an earlier run by --resume); the cells' own times add up to "
+          f"{meta.get('kept', 0)} kept from earlier runs); the cells' own times add up to "
           f"{sum((r.get('seconds') or {}).get('total', 0) for r in judged):.0f} s.",
+          f"Records: first cell started {min((r.get('started') or '?') for r in judged) if judged else '-'}, "
+          f"last finished {max((r.get('finished') or '?') for r in judged) if judged else '-'}.",
           f"Machine: {meta.get('machine', '')}; jobs {meta.get('jobs')}; generated {meta.get('generated')}.",
           f"Command: `{meta.get('command')}`", "",
           "Each cell: a uv environment with exactly these releases and the project's wheel; in it, `xor-rosetta "
