@@ -141,7 +141,7 @@ def run(a) -> int:
             "command": "xor-rosetta matrix " + " ".join(shlex.quote(x) for x in sys.argv[2:])}
     atomic_write_json(out / "matrix.json", report.render_json(pairs, meta))
     atomic_write_text(out / "matrix.md", report.render_md(pairs, meta, matrix.series))
-    png = report.render_png(pairs)
+    png = report.render_png(pairs, matrix.series)
     if png is not None:
         atomic_write_bytes(out / "matrix.png", png)
     if a.json:

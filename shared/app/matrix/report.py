@@ -207,7 +207,7 @@ def render_md(pairs, meta: dict, series_order: list[str]) -> str:
     return "\n".join(L)
 
 
-def render_png(pairs) -> bytes | None:
+def render_png(pairs, series_order: list[str] | None = None) -> bytes | None:
     """The grid as a PNG, or None where matplotlib is not installed."""
     try:
         import matplotlib
@@ -220,7 +220,8 @@ def render_png(pairs) -> bytes | None:
     impls = []
     for c, _ in pairs:
         impls += [i for i in c.impls if i not in impls]
-    rows = sorted(pairs, key=lambda cr: (cr[0].series, version_key(cr[0].release)))
+    order = list(series_order or []) + sorted({c.series for c, _ in pairs} - set(series_order or []))
+    rows = sorted(pairs, key=lambda cr: (order.index(cr[0].series), version_key(cr[0].release)))
     grid = [[STATES.index(state(r, i)) if i in c.impls else -1 for i in impls] for c, r in rows]
     fig, ax = plt.subplots(figsize=(1.2 * len(impls) + 4, 0.32 * len(rows) + 1.6))
     cmap = ListedColormap(["#ffffff"] + [COLORS[s] for s in STATES])
