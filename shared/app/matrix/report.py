@@ -192,7 +192,7 @@ def render_md(pairs, meta: dict, series_order: list[str]) -> str:
               f"- first step: {d['first_step']}; largest |Δ|: {d['size']:.3g} ({d['at']}); "
               f"{len(d['lines'])} golden value(s) over the tolerance",
               f"- cases: {', '.join(sorted({ln.split(':')[0] for ln in d['lines']}))}",
-              f"- form: {form_text(res)}",
+              f"- form (verify, float64): {form_text(res)}",
               f"- against the NumPy reference in this cell (compare): {compare_text(res)}",
               f"- first line: `{d['lines'][0]}`",
               f"- replay: `{res.get('replay', '')}`", ""]
