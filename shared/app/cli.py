@@ -16,7 +16,7 @@ from pathlib import Path
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_PIPE = 130, 143, 141  # 128 + SIGINT, SIGTERM, SIGPIPE, as the shell reports
 # modules of xor_rosetta.app.commands, in --help order
-COMMANDS = ["listing", "train", "compare", "check", "verify", "bench", "guide", "sweep"]
+COMMANDS = ["listing", "train", "compare", "check", "verify", "bench", "guide", "sweep", "matrix"]
 
 
 def writable_dir(path: str | Path) -> Path:
