@@ -13,7 +13,8 @@ NAME, HELP = "compare", "train implementations from the same weights and compare
 def add_arguments(sp) -> None:
     sp.add_argument("--impls", metavar="a,b,...", help="implementations to run (default: all)")
     sp.add_argument("--cmd", action="append", metavar="COMMAND", help='also run a child process speaking the '
-                    'protocol of docs/protocol.md, e.g. --cmd "node mlp.js" (repeatable)')
+                    'protocol of docs/protocol.md, e.g. --cmd "node mlp.js" (repeatable; it runs in a worker process, '
+                    'bounded by --timeout like the others)')
     sp.add_argument("--threshold", type=threshold_value, help="convergence loss (default 1e-6 for mse, 0.05 for bce)")
     add_spec_options(sp)
     add_options(sp)
@@ -30,9 +31,12 @@ def run(a) -> int:
 
     name, spec = choose_spec(a.preset, a.config, dtype=a.dtype, steps=a.steps, init=a.init)
     names = impl_names(a.impls)
-    if a.cmd:
+    if a.cmd:  # each child says hello here (bad input stops now), then runs in a worker, bounded by --timeout
+        from xor_rosetta import registry
         from xor_rosetta.app.workers.protocol import register_command
-        names += [register_command(c) for c in a.cmd]
+        for command in a.cmd:
+            names.append(register_command(command))
+            registry.load(names[-1]).session.close()  # its worker starts a child of its own
     check_fits(spec, len(names))  # a run that would not fit in memory stops here, before it starts
     out = writable_dir(a.out or f"runs/compare-{name}")
     threshold = a.threshold if a.threshold is not None else DEFAULT_THRESHOLD[spec.loss]
