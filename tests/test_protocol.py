@@ -1,22 +1,31 @@
-"""The child-process protocol (docs/protocol.md): exact float transport, the documented transcript, and the Node
-implementation in tests/other_language/ passing `xor-rosetta verify --cmd` (and its one-bug mutant diagnosed)."""
+"""The child-process protocol (docs/protocol.md): exact float transport, the documented transcript, the examples
+in tests/other_language/ passing `xor-rosetta verify --cmd` (and a one-bug mutant of each diagnosed), and every
+misbehaving child of issue 21 (tests/other_language/faulty.py, one fault each) ending cleanly: a result or a
+one-line error, no traceback, no hang past the timeout, no blame on another implementation, no desync, no orphan."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from xor_rosetta.app.cli import main
-from xor_rosetta.app.workers.protocol import decode_array, decode_number, encode_array, encode_number
+from xor_rosetta.app.workers import child as child_module
+from xor_rosetta.app.workers.protocol import (ProtocolError, Session, decode_array, decode_number, encode_array,
+                                              encode_number, parse_answer)
 
 ROOT = Path(__file__).resolve().parents[1]
 MLP_JS = ROOT / "tests" / "other_language" / "mlp.js"
+FAULTY = ROOT / "tests" / "other_language" / "faulty.py"
+EXE = Path(sys.executable).parent / "xor-rosetta"
 NODE = shutil.which("node")
 needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed")
 
@@ -105,3 +114,203 @@ def test_child_that_exits_fails_its_checks_with_the_reason(tmp_path, capsys):
     assert code == 1
     assert [c["status"] for c in report["checks"]] == ["fail", "fail"]
     assert "exited (status 3)" in report["checks"][0]["verdict"]
+
+
+# ------------------------------------------------------------------------------------ misbehaving children (issue 21)
+
+def faulty(*fault: str) -> str:
+    """The command of the scripted child with one fault (tests/other_language/faulty.py)."""
+    return shlex.join([sys.executable, str(FAULTY), *fault])
+
+
+def cli(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """`xor-rosetta ARGS` in a process of its own (a driver that crashed or hung would show here, not in pytest)."""
+    return subprocess.run([str(EXE), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    return lines[0]
+
+
+def verdicts(report: dict) -> dict[str, tuple[str, str]]:
+    return {c["id"]: (c["status"], c["verdict"]) for c in report["checks"]}
+
+
+def test_compare_timeout_blames_the_slow_child_not_numpy(tmp_path):
+    """`compare --cmd CHILD --impls numpy --timeout S` with a child slower than S: the child's row says "timeout
+    after S s", numpy agrees, and the run ends soon after S (the child is killed, not waited for)."""
+    start = time.monotonic()
+    proc = cli(["compare", "--preset", "seed-numpy", "--steps", "300", "--impls", "numpy", "--cmd",
+                faulty("slow-train", "600"), "--timeout", "10", "--out", str(tmp_path), "--json", "--quiet"])
+    elapsed = time.monotonic() - start
+    rows = {r["implementation"]: r for r in json.loads(proc.stdout)["implementations"]}
+    assert rows["faulty-slow-train"]["error"] == "timeout after 10 s"
+    assert rows["numpy"]["error"] is None and rows["numpy"]["verdict"].startswith("agrees")
+    assert elapsed < 300  # the child would sleep 600 s
+    assert "Traceback" not in proc.stderr
+
+
+def test_verify_timeout_ends_a_hung_child_once_and_goes_on_with_a_fresh_one(tmp_path):
+    """A child that hangs at its 4th request: with --timeout 3, the checks that needed that request fail with the
+    timeout, a fresh child serves the rest, which pass; no check waits 120 s again."""
+    start = time.monotonic()
+    proc = cli(["verify", "--cmd", faulty("hang-once", str(tmp_path / "hung")), "--quick", "--timeout", "3",
+                "--out", str(tmp_path), "--json", "--quiet"])
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 1 and (tmp_path / "hung").exists()
+    v = verdicts(json.loads(proc.stdout))
+    failed = [c for c, (status, _) in v.items() if status == "fail"]
+    assert failed and all("timeout after 3 s (--timeout)" in v[c][1] for c in failed)
+    assert v["steps_1000"][0] == v["random_specs"][0] == v["preset_seed_keras"][0] == "pass"  # the fresh child's
+    assert elapsed < 120  # one timeout of 3 s, not 120 s a request
+
+
+def test_an_answer_written_twice_is_discarded_by_id(tmp_path):
+    """A child that writes every train answer twice: the copy carries an old id and is discarded; with no ids
+    (version 1) it would be read as the next answer and shift every later one."""
+    proc = cli(["verify", "--cmd", faulty("duplicate"), "--quick", "--out", str(tmp_path), "--json", "--quiet"])
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert {s for s, _ in verdicts(json.loads(proc.stdout)).values()} == {"pass", "skip"}
+
+
+def test_a_stray_line_fails_one_request_and_nothing_after_it(tmp_path):
+    """One extra line with no id after the 4th answer: the request waiting then fails (the checks sharing its
+    recorded run report that one error), and every later answer is still matched to its own request."""
+    proc = cli(["verify", "--cmd", faulty("stray"), "--quick", "--out", str(tmp_path), "--json", "--quiet"])
+    v = verdicts(json.loads(proc.stdout))
+    failed = {v[c][1] for c, (status, _) in v.items() if status == "fail"}
+    assert len(failed) == 1 and "(request id 5) with no id" in failed.pop()
+    assert v["steps_1000"][0] == v["activations_losses"][0] == v["random_specs"][0] == "pass"
+
+
+@pytest.mark.parametrize("command", ["verify", "compare"])
+def test_invalid_conventions_are_bad_input_naming_the_allowed_values(command, tmp_path):
+    args = ["--cmd", faulty("conventions", '{"adam": "foo"}'), "--out", str(tmp_path), "--quiet"]
+    proc = cli([command, *args] if command == "verify" else [command, "--preset", "seed-keras", "--impls", "numpy",
+                                                              *args])
+    line = one_line_error(proc)
+    assert 'hello declares adam "foo"; allowed: torch, keras, optax, keras-torch, textbook' in line
+
+
+def test_an_unsupported_version_is_bad_input(tmp_path):
+    line = one_line_error(cli(["verify", "--cmd", faulty("version", "3"), "--out", str(tmp_path)]))
+    assert "speaks protocol version 3; xor-rosetta speaks 1 and 2" in line
+
+
+def test_a_version_1_child_still_runs(tmp_path):
+    proc = cli(["verify", "--cmd", faulty("v1"), "--checks", "construction,gradients,continuation", "--out",
+                str(tmp_path), "--json", "--quiet"])
+    assert proc.returncode == 0 and {s for s, _ in verdicts(json.loads(proc.stdout)).values()} == {"pass"}
+
+
+@pytest.mark.parametrize("fault, message", [
+    (("deep", "100000"), "nested deeper than the limit of 32 levels"),
+    (("deep", "40"), "nested deeper than the limit of 32 levels"),
+    (("bad-utf8",), "wrote invalid UTF-8 on its stdout (byte 0xff"),
+])
+def test_hostile_answers_are_protocol_errors_naming_the_limit(fault, message, tmp_path):
+    proc = cli(["verify", "--cmd", faulty(*fault), "--checks", "forward", "--out", str(tmp_path), "--json",
+                "--quiet"])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    status, verdict = verdicts(json.loads(proc.stdout))["forward"]
+    assert status == "fail" and message in verdict and f"faulty.py {fault[0]}" in verdict
+
+
+def test_a_huge_hello_hits_the_line_limit(tmp_path):
+    """An 80 MiB name: refused at the 64 MiB line limit (the driver holds one line at most), exit 2."""
+    line = one_line_error(cli(["verify", "--cmd", faulty("big-name", "80"), "--out", str(tmp_path)]))
+    assert "answered 'hello' with a line longer than the limit of 67,108,864 bytes" in line
+
+
+def test_string_limit_and_name_limit():
+    long = json.dumps({"id": 1, "ok": True, "error": "x" * (child_module.MAX_STRING_CHARS + 1)}).encode()
+    with pytest.raises(ProtocolError, match="a string of 65,537 characters; the limit is 65,536"):
+        parse_answer(long, "'c'", "loss")
+    assert parse_answer(json.dumps({"ok": True, "e": "x" * child_module.MAX_STRING_CHARS}).encode(), "'c'", "loss")
+
+
+def test_stderr_is_kept_as_a_bounded_tail():
+    """150 MiB of stderr before an exit: the last line is quoted, and only the last 64 KiB were ever kept."""
+    session = Session(faulty("stderr-exit", "150"))
+    session.start()
+    child = session.child
+    with pytest.raises(ProtocolError, match=r"exited \(status 3\) before answering 'init'; its stderr ends: "
+                                            "the last line"):
+        session.request("init", 1, spec={}, params=[])
+    assert len(child._tail) <= child_module.STDERR_TAIL_BYTES
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` is a process that has not ended (a zombie has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def started(pidfile: Path, children: int = 1, seconds: float = 60) -> list[int]:
+    """Every pid the spawn fault recorded (child, grandchild, for each child started), once `children` children
+    have started and the last one and its grandchild are alive (compare's first child only says hello, in the
+    parent, and is ended; the second serves the run, in a worker)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        pairs = [line.split() for line in pidfile.read_text().splitlines()] if pidfile.exists() else []
+        if len(pairs) >= children and len(pairs[-1]) == 2 and all(alive(int(p)) for p in pairs[-1]):
+            return [int(p) for pair in pairs for p in pair]
+        assert time.monotonic() < deadline, f"no live child and grandchild in {pidfile} after {seconds} s"
+        time.sleep(0.05)
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists() or os.name != "posix",
+                                reason="needs POSIX process groups and /proc")
+
+
+@needs_proc
+def test_a_timeout_ends_the_childs_whole_process_group(tmp_path):
+    session = Session(faulty("spawn", str(tmp_path / "pids")), timeout=2)
+    session.start()
+    session.request("init", 1, spec=json.loads(json.dumps(SPEC)), params=PARAMS)
+    pids = started(tmp_path / "pids")
+    with pytest.raises(ProtocolError, match=r"timeout after 2 s \(the limit for one answer\)"):
+        session.request("train", 1, x=X, y=Y, steps=1, checkpoints=[])
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(p) for p in pids)
+    with pytest.raises(ProtocolError, match="model 1 lived in a child .* that was ended \\(a timeout\\)"):
+        session.request("params", 1, generation=1)
+
+
+@needs_proc
+@pytest.mark.parametrize("command", ["verify", "compare"])
+def test_no_orphans_after_sigterm_to_the_driver(command, tmp_path):
+    """SIGTERM to the driver while its child hangs in train: the child and the grandchild it started both end."""
+    cmd = faulty("spawn", str(tmp_path / "pids"))
+    args = ["verify", "--cmd", cmd, "--checks", "steps_10"] if command == "verify" else \
+        ["compare", "--preset", "seed-numpy", "--steps", "10", "--impls", "numpy", "--cmd", cmd, "--jobs", "1"]
+    driver = subprocess.Popen([str(EXE), *args, "--out", str(tmp_path / "out"),
+                               "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        pids = started(tmp_path / "pids", children=1 if command == "verify" else 2)
+        time.sleep(1)  # into train, where it hangs
+        assert alive(pids[-1])
+        driver.send_signal(signal.SIGTERM)
+        _, err = driver.communicate(timeout=60)
+    finally:
+        driver.kill()
+    assert driver.returncode == 143 and "Traceback" not in err
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(p) for p in pids)
+
+
+SPEC = {"layers": [2, 2, 1], "activations": ["tanh", "linear"], "loss": "mse",
+        "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.0, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-07},
+        "steps": 3, "batch_size": None, "dtype": "float64", "init": {"scheme": "seed-uniform", "seed": 1, "path": None}}
+PARAMS = [[[["0.5", "-0.25"], ["1.0", "2.0"]], ["0.1", "0.2"]], [[["1.0"], ["-1.0"]], ["0.0"]]]
+X = [["0.0", "0.0"], ["0.0", "1.0"], ["1.0", "0.0"], ["1.0", "1.0"]]
+Y = [["0.0"], ["1.0"], ["1.0"], ["0.0"]]

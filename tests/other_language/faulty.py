@@ -7,7 +7,7 @@ once: MARKER records that it did); duplicate (after each train answer, writes th
 the model in "id"); conventions JSON (declares these conventions); deep N (answers forward with a list nested N
 deep); bad-utf8 (answers forward with invalid UTF-8); big-name MIB (a name of MIB MiB in hello); stderr-exit MIB
 (writes MIB MiB to stderr at init, then a last line, then exits 3); spawn PIDFILE (starts a grandchild that
-sleeps, in its process group, writes "CHILD_PID GRANDCHILD_PID" to PIDFILE, and hangs at its first train).
+sleeps, in its process group, appends "CHILD_PID GRANDCHILD_PID" to PIDFILE, and hangs at its first train).
 """
 import json
 import os
@@ -88,9 +88,8 @@ def answer(req):
 def main():
     if FAULT == "spawn":
         grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
-        with open(ARG + ".tmp", "w") as f:
-            f.write(f"{os.getpid()} {grandchild.pid}")
-        os.replace(ARG + ".tmp", ARG)
+        with open(ARG, "a") as f:  # one line per child started
+            f.write(f"{os.getpid()} {grandchild.pid}\n")
     for n, line in enumerate(sys.stdin.buffer, 1):
         req = json.loads(line)
         if FAULT == "hang-once" and n == 4 and not os.path.exists(ARG):
