@@ -95,6 +95,48 @@ def test_compare_runs_a_command(tmp_path, capsys):
     assert rows["node-mlp"]["verdict"].startswith("agrees") and rows["node-mlp"]["max_param_diff"] < 1e-13
 
 
+# The examples in other languages: each is built where its toolchain is installed (CI installs them: .ci/run),
+# passes verify, and one mutant of each, switched on by MLP_MUTANT, is diagnosed as its catalogued cause.
+COMPILED = {  # language: (source, compiler, build argv with OUT, the mutant's MLP_MUTANT, (check, cause id))
+    "c": ("mlp.c", "cc", ["-O2", "-std=c99", "-o", "OUT", "SRC", "-lm"], "sign", ("update_sgd", "wrong-sign")),
+    "rust": ("mlp.rs", "rustc", ["-O", "-o", "OUT", "SRC"], "halve", ("loss", "loss-halved")),
+}
+REQUIRE_ALL = os.environ.get("XOR_ROSETTA_REQUIRE_ALL") == "1"  # CI: a missing toolchain fails, never skips
+
+
+@pytest.fixture(scope="module", params=list(COMPILED))
+def compiled(request, tmp_path_factory) -> tuple[str, str]:
+    """(language, the built executable)."""
+    source, compiler, argv, _, _ = COMPILED[request.param]
+    exe = shutil.which(compiler)
+    if exe is None:
+        (pytest.fail if REQUIRE_ALL else pytest.skip)(f"{compiler} is not installed")
+    out = tmp_path_factory.mktemp(request.param) / "mlp"
+    argv = [str(out) if a == "OUT" else str(ROOT / "tests" / "other_language" / source) if a == "SRC" else a
+            for a in argv]
+    subprocess.run([exe, *argv], check=True, capture_output=True, timeout=600)
+    return request.param, str(out)
+
+
+def test_compiled_example_passes_verify(compiled, tmp_path, capsys):
+    language, exe = compiled
+    assert main(["verify", "--cmd", shlex.quote(exe), "--quick", "--out", str(tmp_path), "--json", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["implementation"] == f"{language}-mlp" and report["passed"]
+    statuses = {c["id"]: c["status"] for c in report["checks"]}
+    assert statuses.pop("float32") == statuses.pop("preset_seed_numpy") == "skip"  # float64 only; --quick
+    assert set(statuses.values()) == {"pass"}
+
+
+def test_compiled_example_mutant_is_diagnosed(compiled, tmp_path, capsys, monkeypatch):
+    language, exe = compiled
+    _, _, _, mutant, (check, cause) = COMPILED[language]
+    monkeypatch.setenv("MLP_MUTANT", mutant)
+    assert main(["verify", "--cmd", shlex.quote(exe), "--quick", "-x", "--json", "--quiet", "--out", str(tmp_path)]) == 1
+    d = json.loads(capsys.readouterr().out)["diagnosis"]
+    assert (d["check"], d["cause"]["id"], d["also_consistent"]) == (check, cause, [])
+
+
 BROKEN = {
     "exits": "import sys; sys.stdin.readline(); print('{\"ok\": true}', flush=True); sys.exit(3)",
     "garbage": "import sys\nfor line in sys.stdin: print('not json', flush=True)",
