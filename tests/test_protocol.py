@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -56,6 +57,32 @@ def test_documented_transcript():
     assert len(got) == len(shown)
     assert {k: got[0][k] for k in shown[0]} == shown[0]  # hello: the keys shown (its language names the version)
     assert got[1:] == shown[1:]
+
+
+def test_the_page_states_the_codes_values():
+    """docs/protocol.md's tables and figures are the code's: the conventions (catalogue and defaults), the supports
+    keys and values, the limits, the default timeout, the versions."""
+    from xor_rosetta.app.workers import protocol
+    from xor_rosetta.checks.subject import SUPPORT_KEYS
+    from xor_rosetta.interface import Conventions
+    from xor_rosetta.reference import FORMS
+    doc = (ROOT / "docs" / "protocol.md").read_text()
+    rows = {line.split("|")[1].strip(" `"): line for line in doc.splitlines() if line.startswith("| `")}
+    defaults = Conventions().to_dict()
+    for op, forms in FORMS.items():
+        cells = [c.strip() for c in rows[op].split("|")[1:-1]]
+        assert cells[1] == ", ".join(f'`"{f}"`' for f in forms) and cells[2] == f'`"{defaults[op]}"`', rows[op]
+    for key, values in SUPPORT_KEYS.items():
+        cell = rows[key].split("|")[2]
+        assert re.findall(r"`([^`]+)`", cell)[:len(values)] == [json.dumps(v) for v in values], rows[key]
+    assert f"| one answer line | 64 MiB ({child_module.MAX_LINE_BYTES:,} bytes) |" in doc
+    assert f"| {child_module.MAX_DEPTH} levels" in doc and f"| {child_module.MAX_STRING_CHARS:,} characters |" in doc
+    assert f"the last {child_module.STDERR_TAIL_BYTES >> 10} KiB" in doc
+    assert f"{protocol.MAX_NAME_CHARS} characters (exit 2)" in doc
+    assert f"each answer within {protocol.TIMEOUT_S:g} s** (`TIMEOUT_S`" in doc
+    assert f"It is given {child_module.GRACE_S:g} s to do so" in doc
+    assert f'"protocol": {protocol.VERSION}' in doc and "xor-rosetta speaks 1 and 2`" in doc
+    assert protocol.VERSIONS == (1, 2)
 
 
 @needs_node

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -136,6 +137,7 @@ class Session:
         self._ids = itertools.count(1)
         self._deadline: float | None = None
         self._budget_s = 0.0
+        self._lock = threading.RLock()  # one request at a time (start() runs inside a request)
 
     @property
     def who(self) -> str:
@@ -175,7 +177,10 @@ class Session:
     def end(self, why: str) -> None:
         """End the current child and its process group; the next `init` starts a fresh one."""
         if self.child is not None:
-            self.child.kill() if why != "closed" else self.child.close()
+            if why == "closed":
+                self.child.close()  # its stdin closed: it may exit by itself first
+            else:
+                self.child.kill()
             self.child, self.ended_why = None, why
 
     def close(self) -> None:
@@ -184,6 +189,10 @@ class Session:
     # --- requests
     def request(self, op: str, model: int | None = None, generation: int | None = None, **fields) -> dict:
         """Send one request and return its answer ("ok": true); ProtocolError says what went wrong."""
+        with self._lock:
+            return self._request(op, model, generation, fields)
+
+    def _request(self, op: str, model: int | None, generation: int | None, fields: dict) -> dict:
         if generation is not None and generation != self.generation or (generation is not None and
                                                                         self.child is None):
             raise ProtocolError(f"model {model} lived in a child of {self.who} that was ended ({self.ended_why})")
