@@ -288,9 +288,18 @@ def test_hostile_answers_are_protocol_errors_naming_the_limit(fault, message, tm
 
 
 def test_a_huge_hello_hits_the_line_limit(tmp_path):
-    """An 80 MiB name: refused at the 64 MiB line limit (the driver holds one line at most), exit 2."""
-    line = one_line_error(cli(["verify", "--cmd", faulty("big-name", "80"), "--out", str(tmp_path)]))
-    assert "answered 'hello' with a line longer than the limit of 67,108,864 bytes" in line
+    """An 80 MiB name: refused at the 64 MiB line limit, exit 2; the driver's memory grows by less than three
+    times the limit (it holds one line at most; before the limit, a 300 MB name took 1.5 GB)."""
+    measure = ("import resource, sys; from xor_rosetta.app.cli import main; "
+               "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; code = main(sys.argv[1:]); "
+               "print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", measure, "verify", "--cmd", faulty("big-name", "80"), "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    *errors, rss = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "answered 'hello' with a line longer than the limit of 67,108,864 bytes" in errors[0]
+    before_kb, after_kb = map(int, rss.split())
+    assert (after_kb - before_kb) * 1024 < 3 * child_module.MAX_LINE_BYTES
 
 
 def test_string_limit_and_name_limit():
@@ -353,24 +362,30 @@ def test_a_timeout_ends_the_childs_whole_process_group(tmp_path):
         session.request("params", 1, generation=1)
 
 
+WITH_SIGINT = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+               "os.execv(sys.argv[1], sys.argv[1:])"]  # a process started in the background may inherit SIGINT ignored
+
+
 @needs_proc
+@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
 @pytest.mark.parametrize("command", ["verify", "compare"])
-def test_no_orphans_after_sigterm_to_the_driver(command, tmp_path):
-    """SIGTERM to the driver while its child hangs in train: the child and the grandchild it started both end."""
+def test_no_orphans_after_a_signal_to_the_driver(command, sig, status, tmp_path):
+    """SIGTERM or SIGINT to the driver while its child hangs in train: the child and the grandchild it started
+    both end (and so does compare's first child, which only said hello)."""
     cmd = faulty("spawn", str(tmp_path / "pids"))
     args = ["verify", "--cmd", cmd, "--checks", "steps_10"] if command == "verify" else \
         ["compare", "--preset", "seed-numpy", "--steps", "10", "--impls", "numpy", "--cmd", cmd, "--jobs", "1"]
-    driver = subprocess.Popen([str(EXE), *args, "--out", str(tmp_path / "out"),
+    driver = subprocess.Popen([*WITH_SIGINT, str(EXE), *args, "--out", str(tmp_path / "out"),
                                "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         pids = started(tmp_path / "pids", children=1 if command == "verify" else 2)
         time.sleep(1)  # into train, where it hangs
         assert alive(pids[-1])
-        driver.send_signal(signal.SIGTERM)
+        driver.send_signal(sig)
         _, err = driver.communicate(timeout=60)
     finally:
         driver.kill()
-    assert driver.returncode == 143 and "Traceback" not in err
+    assert driver.returncode == status and "Traceback" not in err, err[-2000:]
     deadline = time.monotonic() + 10
     while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -33,9 +33,9 @@ def run(a) -> int:
     names = impl_names(a.impls)
     if a.cmd:  # each child says hello here (bad input stops now), then runs in a worker, bounded by --timeout
         from xor_rosetta import registry
-        from xor_rosetta.app.workers.protocol import register_command
+        from xor_rosetta.app.workers.protocol import TIMEOUT_S, register_command
         for command in a.cmd:
-            names.append(register_command(command))
+            names.append(register_command(command, timeout=a.timeout or TIMEOUT_S))
             registry.load(names[-1]).session.close()  # its worker starts a child of its own
     check_fits(spec, len(names))  # a run that would not fit in memory stops here, before it starts
     out = writable_dir(a.out or f"runs/compare-{name}")

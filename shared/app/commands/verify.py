@@ -36,8 +36,8 @@ def run(a) -> int:
         raise XorRosettaError("verify needs TARGET or --cmd COMMAND (one of them)")
     session = None
     if a.cmd is not None:
-        from xor_rosetta.app.workers.protocol import command_class
-        cls = command_class(a.cmd)
+        from xor_rosetta.app.workers.protocol import TIMEOUT_S, command_class
+        cls = command_class(a.cmd, timeout=a.timeout or TIMEOUT_S)  # hello within --timeout too
         session = cls.session
         try:
             target = subject_for(cls, name=None)
