@@ -159,7 +159,8 @@ def test_compiled_example_mutant_is_diagnosed(compiled, tmp_path, capsys, monkey
     language, exe = compiled
     _, _, _, mutant, (check, cause) = COMPILED[language]
     monkeypatch.setenv("MLP_MUTANT", mutant)
-    assert main(["verify", "--cmd", shlex.quote(exe), "--quick", "-x", "--json", "--quiet", "--out", str(tmp_path)]) == 1
+    code = main(["verify", "--cmd", shlex.quote(exe), "--quick", "-x", "--json", "--quiet", "--out", str(tmp_path)])
+    assert code == 1
     d = json.loads(capsys.readouterr().out)["diagnosis"]
     assert (d["check"], d["cause"]["id"], d["also_consistent"]) == (check, cause, [])
 
@@ -261,6 +262,28 @@ def test_invalid_conventions_are_bad_input_naming_the_allowed_values(command, tm
                                                               *args])
     line = one_line_error(proc)
     assert 'hello declares adam "foo"; allowed: torch, keras, optax, keras-torch, textbook' in line
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"name": "n" * 201}, "hello's 'name' must be a non-empty string of at most 200 characters, got 201 characters"),
+    ({"language": 3}, "hello's 'language' must be a non-empty string of at most 200 characters, got 3"),
+    ({"supports": {"dtypes": ["float16"]}}, "supports['dtypes'] has unknown value 'float16'; choose from float32, "
+                                           "float64"),
+    ({"supports": {"widths": [2]}}, "unknown key 'widths' in supports; known keys: dtypes, optimizers, losses"),
+    ({"conventions": ["torch"]}, "hello's conventions must be an object like {\"adam\": \"torch\"}"),
+    ({"conventions": {"sgd": "torch"}}, "hello declares conventions for 'sgd'; the operations are adam, momentum, bce"),
+    ({"conventions": {"momentum": None}}, "hello declares momentum null; allowed: torch, keras"),
+])
+def test_hello_declarations_are_validated(fields, message, tmp_path):
+    assert message in one_line_error(cli(["verify", "--cmd", faulty("hello", json.dumps(fields)), "--out",
+                                          str(tmp_path)]))
+
+
+def test_a_partial_declaration_takes_the_defaults():
+    from xor_rosetta.app.workers.protocol import command_class
+    cls = command_class(faulty("conventions", '{"adam": "optax"}'))
+    cls.session.close()
+    assert cls.conventions.to_dict() == {"adam": "optax", "momentum": "torch", "bce": "probs"}
 
 
 def test_an_unsupported_version_is_bad_input(tmp_path):

@@ -4,7 +4,8 @@ arguments: `python faulty.py FAULT [ARG]`, for tests/test_protocol.py's cases of
 Faults: none; slow-train S (sleeps S s before answering every train); hang-once MARKER (hangs at its 4th request,
 once: MARKER records that it did); duplicate (after each train answer, writes that answer again); stray (after its
 4th answer, writes one line with no id); version V (answers hello with protocol V); v1 (speaks version 1: no ids,
-the model in "id"); conventions JSON (declares these conventions); deep N (answers forward with a list nested N
+the model in "id"); conventions JSON (declares these conventions); hello JSON
+(these fields added to its hello answer); deep N (answers forward with a list nested N
 deep); bad-utf8 (answers forward with invalid UTF-8); big-name MIB (a name of MIB MiB in hello); stderr-exit MIB
 (writes MIB MiB to stderr at init, then a last line, then exits 3); spawn PIDFILE (starts a grandchild that
 sleeps, in its process group, appends "CHILD_PID GRANDCHILD_PID" to PIDFILE, and hangs at its first train).
@@ -27,7 +28,7 @@ models = {}
 
 
 def arr(a):
-    return np.array([[float(v) for v in row] for row in a]) if isinstance(a[0], list) else np.array([float(v) for v in a])
+    return np.array([[float(v) for v in row] for row in a] if isinstance(a[0], list) else [float(v) for v in a])
 
 
 def out(a):
@@ -49,6 +50,8 @@ def answer(req):
             del hello["protocol"]
         if FAULT == "conventions":
             hello["conventions"] = json.loads(ARG)
+        if FAULT == "hello":
+            hello.update(json.loads(ARG))
         if FAULT == "big-name":
             hello["name"] = "n" * (int(ARG) << 20)
         return hello
