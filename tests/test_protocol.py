@@ -145,6 +145,28 @@ def compiled(request, tmp_path_factory) -> tuple[str, str]:
     return request.param, str(out)
 
 
+def test_compiled_example_answers_the_documented_transcript(compiled):
+    """docs/protocol.md's example, replayed: the same answers, number for number (C writes 17 digits where the
+    page shows the shortest form: the same float64), and the same hello fields."""
+    def numbers(obj):
+        if isinstance(obj, dict):
+            return {k: numbers(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [numbers(v) for v in obj]
+        return decode_number(obj) if isinstance(obj, str) and obj[:1] in "-0123456789" else obj
+    language, exe = compiled
+    doc = (ROOT / "docs" / "protocol.md").read_text()
+    block = doc.split("## Example")[1].split("```")[1]
+    sent = [line[2:] for line in block.splitlines() if line.startswith("> ")]
+    shown = [json.loads(line[2:]) for line in block.splitlines() if line.startswith("< ")]
+    got = [json.loads(line) for line in subprocess.run([exe], input="\n".join(sent) + "\n", capture_output=True,
+                                                        text=True, timeout=30, check=True).stdout.splitlines()]
+    assert len(got) == len(shown)
+    assert set(got[0]) >= set(shown[0]) and got[0]["id"] == 1 and got[0]["protocol"] == 2
+    assert numbers(got[1:3]) == numbers(shown[1:3])
+    assert got[3]["id"] == 4 and got[3]["ok"] is False
+
+
 def test_compiled_example_passes_verify(compiled, tmp_path, capsys):
     language, exe = compiled
     assert main(["verify", "--cmd", shlex.quote(exe), "--quick", "--out", str(tmp_path), "--json", "--quiet"]) == 0
