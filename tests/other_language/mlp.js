@@ -1,7 +1,8 @@
 // The XOR MLP in plain JavaScript (Node), for `xor-rosetta verify --cmd "node mlp.js"`: forward pass, backprop,
 // SGD (with momentum) and Adam, written out; canonical layout W (fan_in, fan_out), float64 (JS numbers).
-// It speaks xor-rosetta's child-process protocol (docs/protocol.md): one JSON request per line on stdin, one
-// JSON answer per line on stdout; floats in arrays travel as strings that round-trip exactly (String(x)).
+// It speaks xor-rosetta's child-process protocol, version 2 (docs/protocol.md): one JSON request per line on stdin,
+// one JSON answer per line on stdout, echoing the request's id; floats in arrays travel as strings that round-trip
+// exactly (String(x)).
 'use strict';
 
 // region model
@@ -125,16 +126,17 @@ const out = (a) => (Array.isArray(a) ? a.map(out) : String(a));
 const models = new Map();
 
 function answer(req) {
-  const net = models.get(req.id);
-  if (req.op !== 'hello' && req.op !== 'init' && !net) throw new Error(`no model ${req.id}`);
+  const net = models.get(req.model);
+  if (req.op !== 'hello' && req.op !== 'init' && !net) throw new Error(`no model ${req.model}`);
   const x = req.x && arr(req.x), y = req.y && arr(req.y);
   switch (req.op) {
     case 'hello':
-      return { name: 'node-mlp', language: `javascript (node ${process.version})`,
+      if (req.protocol < 2) throw new Error(`this child speaks protocol 2, not ${req.protocol}`);
+      return { protocol: 2, name: 'node-mlp', language: `javascript (node ${process.version})`,
         supports: { dtypes: ['float64'] }, conventions: { adam: 'optax', momentum: 'torch', bce: 'logits' } };
     case 'init':
       if (req.spec.dtype !== 'float64') throw new Error('only float64');
-      models.set(req.id, new MLP(req.spec, arr(req.params)));
+      models.set(req.model, new MLP(req.spec, arr(req.params)));
       return {};
     case 'forward': return { y: out(forward(net.Ws, net.bs, net.spec.activations, x)[1].at(-1)) };
     case 'loss': return { loss: String(backprop(net, x, y)[0]) };
@@ -152,11 +154,13 @@ function answer(req) {
 }
 
 require('readline').createInterface({ input: process.stdin }).on('line', (line) => {
-  let reply;
+  let reply, id = null;
   try {
-    reply = { ok: true, ...answer(JSON.parse(line)) };
+    const req = JSON.parse(line);
+    id = req.id;
+    reply = { id, ok: true, ...answer(req) };
   } catch (e) {
-    reply = { ok: false, error: String(e.message || e) };
+    reply = { id, ok: false, error: String(e.message || e) };
   }
   process.stdout.write(JSON.stringify(reply) + '\n');
 });

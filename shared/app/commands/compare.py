@@ -14,7 +14,8 @@ NAME, HELP = "compare", "train implementations from the same weights and compare
 def add_arguments(sp) -> None:
     sp.add_argument("--impls", metavar="a,b,...", help="implementations to run (default: all)")
     sp.add_argument("--cmd", action="append", metavar="COMMAND", help='also run a child process speaking the '
-                    'protocol of docs/protocol.md, e.g. --cmd "node mlp.js" (repeatable)')
+                    'protocol of docs/protocol.md, e.g. --cmd "node mlp.js" (repeatable; it runs in a worker process, '
+                    'bounded by --timeout like the others)')
     sp.add_argument("--threshold", type=threshold_value, help="convergence loss (default 1e-6 for mse, 0.05 for bce)")
     sp.add_argument("--strict", action="store_true", help="judge every implementation in the run's own dtype: a "
                     "declared known difference (Keras on JAX and torch compute in float32 inside a float64 run) "
@@ -35,9 +36,12 @@ def run(a) -> int:
 
     name, spec = choose_spec(a.preset, a.config, dtype=a.dtype, steps=a.steps, init=a.init)
     names = impl_names(a.impls)
-    if a.cmd:
-        from xor_rosetta.app.workers.protocol import register_command
-        names += [register_command(c) for c in a.cmd]
+    if a.cmd:  # each child says hello here (bad input stops now), then runs in a worker, bounded by --timeout
+        from xor_rosetta import registry
+        from xor_rosetta.app.workers.protocol import TIMEOUT_S, register_command
+        for command in a.cmd:
+            names.append(register_command(command, timeout=a.timeout or TIMEOUT_S))
+            registry.load(names[-1]).session.close()  # its worker starts a child of its own
     check_fits(spec, len(names))  # a run that would not fit in memory stops here, before it starts
     if not a.quiet and not a.json:
         from xor_rosetta.app.run.costs import cost_note

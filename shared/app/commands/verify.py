@@ -5,6 +5,7 @@ import re
 
 from ...errors import XorRosettaError
 from ..cli import EXIT_FAIL, EXIT_OK, writable_dir
+from xor_rosetta.app.workers.pool import _positive
 
 NAME, HELP = "verify", "check one implementation (yours too) against the reference, check by check, and say why it fails"
 
@@ -23,23 +24,63 @@ def add_arguments(sp) -> None:
                     "known difference (float32 arithmetic inside a float64 run) then fails instead of being judged "
                     "under its model")
     sp.add_argument("--out", metavar="DIR", help="where report.md and report.json go (default runs/verify-NAME)")
+    sp.add_argument("--timeout", type=_positive(float), metavar="SECONDS", help="with --cmd: end the child and "
+                    "fail the check when one check (all its requests) runs longer than this, then go on with a "
+                    "fresh child (default: each answer within 120 s)")
 
 
 def run(a) -> int:
-    from xor_rosetta.app.common.files import json_text, write_set
-    from xor_rosetta.app.common.progress import Progress
     from xor_rosetta.app.workers.remote import load_anywhere
-    from xor_rosetta.checks import CHECKS, Battery, set_loader, subject_for, verify
+    from xor_rosetta.checks import set_loader, subject_for
     set_loader(load_anywhere)
 
     if (a.target is None) == (a.cmd is None):
         raise XorRosettaError("verify needs TARGET or --cmd COMMAND (one of them)")
+    session = None
     if a.cmd is not None:
-        from xor_rosetta.app.workers.protocol import command_class
-        target = subject_for(command_class(a.cmd), name=None)
+        from xor_rosetta.app.workers.protocol import TIMEOUT_S, command_class
+        cls = command_class(a.cmd, timeout=a.timeout or TIMEOUT_S)  # hello within --timeout too
+        session = cls.session
+        try:
+            target = subject_for(cls, name=None)
+        except XorRosettaError:
+            session.close()
+            raise
         target.source = f"command {a.cmd}"
+    elif a.timeout is not None:
+        raise XorRosettaError("verify --timeout applies to --cmd children")
     else:
         target = a.target
+    try:
+        return _verify(a, target, session)
+    finally:
+        if session is not None:
+            session.close()  # the child and its process group end with the command
+
+
+def _with_budget(battery, session, seconds: float) -> None:
+    """Bound each check (the outermost one, when a check runs another) by one deadline of `seconds` for all its
+    requests to the child; outside the checks (the diagnosis), each answer must come within `seconds`."""
+    run, depth = battery.run, [0]
+    session.timeout = seconds
+
+    def timed(cid):
+        if depth[0] == 0:
+            session.budget(seconds)
+        depth[0] += 1
+        try:
+            return run(cid)
+        finally:
+            depth[0] -= 1
+            if depth[0] == 0:
+                session.unbudget()
+    battery.run = timed
+
+
+def _verify(a, target, session) -> int:
+    from xor_rosetta.app.common.files import json_text, write_set
+    from xor_rosetta.app.common.progress import Progress
+    from xor_rosetta.checks import CHECKS, Battery, verify
     ids = None
     if a.checks is not None:
         ids = [c.strip() for c in a.checks.split(",") if c.strip()]
@@ -51,6 +92,8 @@ def run(a) -> int:
     if a.out:
         writable_dir(a.out)  # an output folder it cannot write fails now, not after the battery
     battery = Battery(target, a.dtype, "quick" if a.quick else "full", a.strict)  # bad input fails here, before any work
+    if session is not None and a.timeout is not None:
+        _with_budget(battery, session, a.timeout)
     with Progress(len(ids or CHECKS), enabled=not a.quiet) as bar:
         report = verify(battery, ids=ids, exitfirst=a.exitfirst, progress=lambda c, i: bar.update(c, i))
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", report.subject.name).strip("-") or "implementation"

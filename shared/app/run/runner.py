@@ -277,9 +277,30 @@ def unavailable(name: str) -> str | None:
     return None if reason is None else f"implementation {name!r} is unavailable: {reason}"
 
 
+def train_command(name: str, command: str, timeout: float | None, *args) -> ImplRun:
+    """`train_impl` for a `--cmd` child, in a worker process: the child is started here, in the worker's process
+    group, so that the pool's `timeout` bounds it (its start and hello included) and ends it with the worker;
+    each answer may then take up to `timeout` too (else the protocol's default for one answer)."""
+    from xor_rosetta.app.workers.protocol import TIMEOUT_S, register_command
+    if name not in registry.RUNTIME:
+        register_command(command, name=name, timeout=timeout or TIMEOUT_S, own_session=False)
+    return train_impl(name, *args)
+
+
+def command_of(name: str) -> str | None:
+    """The command of a `--cmd` child registered in this process as `name` (None: not one)."""
+    return getattr(registry.RUNTIME[name][0], "command", None) if name in registry.RUNTIME else None
+
+
 def submit(pool: Pool, key, name: str, fn, *args, **kwargs) -> None:
-    """Queue fn(*args) in a worker of `name`'s process group, with the environment that group needs."""
+    """Queue fn(*args) in a worker of `name`'s process group, with the environment that group needs. A `--cmd`
+    child's `train_impl` runs in a worker of its own (`train_command`), like any implementation."""
     entry = registry.get_entry(name)
+    command = command_of(name)
+    if command is not None and fn is train_impl:
+        pool.submit(key, f"command:{name}", train_command, name, command, pool.timeout, *args[1:], env=entry.env,
+                    **kwargs)
+        return
     pool.submit(key, entry.process_key, fn, *args, env=entry.env, **kwargs)
 
 
