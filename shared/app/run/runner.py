@@ -57,12 +57,8 @@ class ImplRun:
     known_difference: str | None = None  # the implementation's declared cause of disagreeing in this dtype
 
 
-def train_impl(name: str, spec: Spec, params: Params, checkpoints: list[int], impl_spec: Spec | None = None,
-               grid: bool = True) -> ImplRun:
-    """Build `name` from `params`, take its gradients, train it, and report what it did.
-
-    `impl_spec` (tests only) gives the implementation another spec than its reference, to prove disagreement shows.
-    """
+def train_impl(name: str, spec: Spec, params: Params, checkpoints: list[int], grid: bool = True) -> ImplRun:
+    """Build `name` from `params`, take its gradients, train it, and report what it did."""
     run = ImplRun(name)
     try:
         cls = registry.load(name)
@@ -76,7 +72,7 @@ def train_impl(name: str, spec: Spec, params: Params, checkpoints: list[int], im
     model = None
     try:
         with np.errstate(all="ignore"):  # a diverging run overflows; that is reported, not warned about
-            model = cls(impl_spec or spec, params)
+            model = cls(spec, params)
             run.grads = model.gradients(x, y)
             run.history = model.train(x, y, checkpoints=checkpoints)
             run.final_loss = float(model.loss(x, y))
@@ -264,11 +260,11 @@ def _cut(floor, stop):
 
 
 def run_one(name: str, spec: Spec, params: Params, threshold: float, checkpoints: list[int],
-            impl_spec: Spec | None = None, references: References | None = None) -> RunResult:
+            references: References | None = None) -> RunResult:
     """Train `name` in this process and judge it (the command line runs `train_impl` in a worker instead)."""
     check_params(params, spec)
     refs = references or References(spec, params, checkpoints)
-    return judge_run(train_impl(name, spec, params, checkpoints, impl_spec), refs, threshold)
+    return judge_run(train_impl(name, spec, params, checkpoints), refs, threshold)
 
 
 def unavailable(name: str) -> str | None:
@@ -305,7 +301,7 @@ def submit(pool: Pool, key, name: str, fn, *args, **kwargs) -> None:
 
 
 def run_all(names: list[str], spec: Spec, params: Params, threshold: float, checkpoints: list[int],
-            jobs: int | None = None, timeout: float | None = None, impl_specs: dict[str, Spec] | None = None,
+            jobs: int | None = None, timeout: float | None = None,
             references: References | None = None, progress=None, env: dict[str, str] | None = None,
             meanwhile=None, strict: bool = False) -> tuple[list[RunResult], dict]:
     """Train every implementation in worker processes (at most `jobs` at a time, each limited to `timeout`
@@ -331,8 +327,7 @@ def run_all(names: list[str], spec: Spec, params: Params, threshold: float, chec
     with Pool(jobs, timeout, env) as pool:
         for n in names:
             if n not in runs:
-                submit(pool, n, n, train_impl, n, spec, params, checkpoints, (impl_specs or {}).get(n),
-                       cost=expected_seconds(n, (impl_specs or {}).get(n) or spec))
+                submit(pool, n, n, train_impl, n, spec, params, checkpoints, cost=expected_seconds(n, spec))
         if meanwhile is not None:
             pool.start()
             meanwhile()
