@@ -1,0 +1,241 @@
+"""Nothing breaks, round 3: state and golden files read back without trust, sweep reports written as one set, early
+checks before a sweep allocates, plug-ins that misbehave at import, signals that land in a gc callback, and worker
+errors that a library's pickling would garble. One section per class of issue 22; each test is meant to catch a new
+member of its class, not only the example that found it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from test_cli import GOLDEN, assert_one_line_error, run
+from xor_rosetta import registry
+from xor_rosetta.app.cli import main
+from xor_rosetta.errors import XorRosettaError
+
+SWEEP = ["sweep", "--preset", "seed-numpy", "--steps", "60", "--seeds", "3", "--basin-grid", "0", "--quiet"]
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+
+# any JSON value, NaN, infinities and huge integers included
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(min_value=10**300, max_value=10**420)
+    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8)
+
+
+def deep(n: int) -> bytes:
+    return b"[" * n + b"]" * n
+
+
+# one damaged file: random bytes, random JSON, JSON nested too deep, or an object with one field replaced or removed
+def damage(valid: dict):
+    field = st.sampled_from(sorted(valid))
+    return st.one_of(
+        st.binary(max_size=40),
+        st.sampled_from([b"", b"x", b"\xff\xfe{", b"[]", b"4", b"null", b'"s"', b"NaN", deep(100_000), b"1" * 401]),
+        json_values.map(lambda v: json.dumps(v).encode()),
+        st.tuples(field, json_values).map(lambda fv: json.dumps({**valid, fv[0]: fv[1]}).encode()),
+        field.map(lambda f: json.dumps({k: v for k, v in valid.items() if k != f}).encode()))
+
+
+# region 1. sweep --resume on a damaged folder
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory) -> Path:
+    """A finished sweep of two implementations (the state --resume reads)."""
+    out = tmp_path_factory.mktemp("swept") / "s"
+    assert main([*SWEEP, "--impls", "numpy,numpy-batched", "--out", str(out)]) == 0
+    return out
+
+
+def resume_reads(folder: Path) -> None:
+    """What `sweep --resume` does with the folder's state before it runs anything, and the report it then writes
+    from that state: either an XorRosettaError or a report."""
+    from xor_rosetta.app.sweep import report as R
+    from xor_rosetta.app.sweep.engine import Store
+    header = json.loads((folder / "header.json").read_text())
+    store = Store(folder, dict(header), resume=True)
+    store.close()
+    report = R.summarise(header, list(store.done.values()), folder)
+    R.markdown(report, [])
+    json.dumps(report)
+
+
+def _copy(swept: Path, tmp: Path) -> Path:
+    out = tmp / f"c{len(list(tmp.iterdir()))}"
+    shutil.copytree(swept, out)
+    header = json.loads((swept / "sweep.json").read_text())
+    header.pop("wall_seconds")
+    (out / "header.json").write_text(json.dumps(header))
+    return out
+
+
+@FUZZ
+@given(data=st.data())
+def test_resume_reads_any_damaged_state_as_a_result_or_one_line_naming_the_file(swept, tmp_path_factory, data):
+    """Random bytes and random JSON in sweep.json or in any line of runs.jsonl: --resume either carries on or stops
+    with one line that names the file (and the line); never another exception."""
+    tmp = tmp_path_factory.mktemp("damaged")
+    out = _copy(swept, tmp)
+    lines = (out / "runs.jsonl").read_bytes().split(b"\n")[:-1]
+    if data.draw(st.booleans(), label="in sweep.json"):
+        target, name = out / "sweep.json", "sweep.json"
+        target.write_bytes(data.draw(damage(json.loads(target.read_text())), label="sweep.json"))
+    else:
+        i = data.draw(st.integers(0, len(lines) - 1), label="line")
+        bad = data.draw(damage(json.loads(lines[i])), label="runs.jsonl line")
+        lines[i] = bad.replace(b"\n", b" ")
+        (out / "runs.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+        name = f"runs.jsonl: line {i + 1}"
+    try:
+        resume_reads(out)
+    except XorRosettaError as e:
+        assert name in str(e) and "\n" not in str(e), str(e)
+
+
+@pytest.mark.parametrize("where,content,words", [
+    ("sweep.json", b"x\n", "sweep.json: not JSON"),
+    ("sweep.json", b"", "sweep.json: not JSON"),
+    ("sweep.json", b"[1, 2]\n", "sweep.json: expected a JSON object, got a list"),
+    ("sweep.json", b"\xff\xfe\n", "sweep.json: not UTF-8"),
+    ("sweep.json", deep(100_000), "sweep.json: not usable JSON (nested too deeply)"),
+    ("runs.jsonl", b"7\n", "runs.jsonl: line 1: expected a JSON object, got a number"),
+    ("runs.jsonl", b'{"variant": "canonical", "impl": "numpy"}\n', "line 1: field 'seed': expected a whole number"),
+    ("runs.jsonl", b"\xff\n", "runs.jsonl: line 1: not UTF-8"),
+], ids=["garbage", "empty", "list", "utf8", "deep", "number", "no-seed", "line-utf8"])
+def test_resume_on_a_damaged_folder_is_one_line_exit_2(swept, tmp_path, where, content, words):
+    out = tmp_path / "s"
+    shutil.copytree(swept, out)
+    if where == "runs.jsonl":  # the damaged line first, the good ones after it
+        content += (out / where).read_bytes()
+    (out / where).write_bytes(content)
+    p = run(*SWEEP, "--impls", "numpy,numpy-batched", "--resume", "--out", out)
+    assert_one_line_error(p, words)
+
+
+def test_wrong_field_types_in_a_record_are_named(swept, tmp_path):
+    out = tmp_path / "s"
+    shutil.copytree(swept, out)
+    lines = (out / "runs.jsonl").read_text().splitlines()
+    rec = json.loads(lines[1])
+    lines[1] = json.dumps({**rec, "converged": "yes", "final_loss": [1]})
+    (out / "runs.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(XorRosettaError, match=r"runs.jsonl: line 2: field 'final_loss': expected a number or null, "
+                                              r"got a list; remove that line to have its run redone"):
+        main_raising([*SWEEP, "--impls", "numpy,numpy-batched", "--resume", "--out", str(out)])
+
+
+def main_raising(argv):
+    return main([*argv, "--debug"])
+
+# endregion
+
+# region 2. the sweep report is one set
+
+
+def test_sweep_report_files_are_the_set_this_report_produces(tmp_path):
+    """After a sweep with a basin picture, a resumed one without: every file of the report family in the folder is
+    one that the new report lists (no stale basin.png or basin.npz), and report.md shows exactly its plots."""
+    from xor_rosetta.app.sweep.report import FAMILY
+    out = tmp_path / "s"
+    base = [*SWEEP, "--impls", "numpy-batched", "--out", str(out)]
+    assert main([*base, "--basin-grid", "5"]) == 0
+    assert (out / "basin.png").exists() and (out / "basin.npz").exists()
+    assert main([*base, "--basin-grid", "0", "--resume"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    present = {p.name for p in out.iterdir() if p.name in FAMILY}
+    assert present == {"report.json", "report.md", *report["plots"]}, present
+    md = (out / "report.md").read_text()
+    assert all(f"]({p})" in md for p in report["plots"]) and "basin" not in report
+
+
+def test_a_failed_report_write_leaves_the_earlier_report_whole(tmp_path, monkeypatch):
+    """A write that fails part way (the disk full at the last file) changes none of the report's files."""
+    from xor_rosetta.app.common import files
+    out = tmp_path / "s"
+    base = [*SWEEP, "--impls", "numpy-batched", "--out", str(out)]
+    assert main([*base, "--basin-grid", "5"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != "sweep.json"}
+    real, written = files._write, []
+
+    def full(f, data):
+        written.append(f.name)
+        if len(written) > 3:
+            raise OSError(28, "No space left on device")
+        return real(f, data)
+    monkeypatch.setattr(files, "_write", full)
+    assert main([*base, "--basin-grid", "0", "--resume"]) == 2
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != "sweep.json"}
+    assert after == before and not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+# endregion
+
+# region 3. a sweep checks before it allocates or trains
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--seeds", "4294967295"], "runs would hold about"),
+    (["--seeds", "4294967290:4294967300"], "init seeds are at most 4,294,967,295"),
+    (["--seeds", "99999999999999999999999:99999999999999999999999999"], "init seeds are at most"),
+    (["--scheduler", ""], "--scheduler takes tcp://HOST:PORT"),
+    (["--scheduler", "tcp://127.0.0.1:99999"], "port of 1-65535"),
+    (["--scheduler", "tcp://127.0.0.1"], "--scheduler takes tcp://HOST:PORT"),
+    (["--scheduler", "http://127.0.0.1:8786"], "--scheduler takes tcp://HOST:PORT"),
+], ids=["seeds-memory", "seeds-range", "seeds-huge", "scheduler-empty", "scheduler-port", "scheduler-no-port",
+        "scheduler-scheme"])
+def test_a_sweep_checks_its_input_before_it_allocates_or_touches_the_folder(tmp_path, capsys, args, words):
+    out = tmp_path / "s"
+    tracemalloc.start()
+    try:
+        status = main([*SWEEP, "--impls", "numpy", "--out", str(out), *args])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    err = capsys.readouterr().err
+    assert status == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    assert peak < 64 << 20, f"{peak / 2**20:.0f} MiB allocated before the error"
+    assert not out.exists()  # the folder does not count as holding a sweep
+
+
+def test_an_implementation_named_but_not_installed_is_bad_input(tmp_path, capsys, monkeypatch):
+    real = registry.missing
+    monkeypatch.setattr(registry, "missing", lambda e: ["torch"] if e.name == "torch" else real(e))
+    out = tmp_path / "s"
+    assert main([*SWEEP, "--impls", "numpy,torch", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--impls: 'torch' is unavailable here: torch not installed" in err and not out.exists(), err
+
+
+FAILS_IN_WORKERS = '''
+import os
+from xor_rosetta.implementations.numpy_mlp import NumpyMLP
+if os.getpid() != {pid}:
+    raise MemoryError("cannot allocate the framework")  # as torch under a ulimit -v too small for it
+
+
+class Heavy(NumpyMLP):
+    pass
+'''
+
+
+def test_an_implementation_that_fails_every_run_fails_the_sweep(tmp_path):
+    """Installed, loads here, but not in its workers: every run of it fails, and the sweep exits 1, not 0."""
+    plugin = tmp_path / "heavy.py"
+    plugin.write_text(FAILS_IN_WORKERS.format(pid=os.getpid()))
+    out = tmp_path / "s"
+    assert main([*SWEEP, "--impls", f"numpy,{plugin}:Heavy", "--out", str(out)]) == 1
+    report = json.loads((out / "report.json").read_text())
+    heavy = next(r for r in report["rates"] if r["impl"].endswith(":Heavy"))
+    assert heavy["errors"] == 3 and heavy["unavailable"] == 0
+    assert all("MemoryError: cannot allocate the framework" in f["error"] for f in report["findings"])
+
+# endregion
