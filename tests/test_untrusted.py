@@ -239,3 +239,74 @@ def test_an_implementation_that_fails_every_run_fails_the_sweep(tmp_path):
     assert all("MemoryError: cannot allocate the framework" in f["error"] for f in report["findings"])
 
 # endregion
+
+# region 4. check --golden-dir validates its files before judging
+
+
+def _golden_copy(tmp: Path) -> Path:
+    folder = tmp / f"g{len(list(tmp.iterdir()))}"
+    folder.mkdir()
+    for f in GOLDEN.glob("*.numpy.*.json"):
+        shutil.copy(f, folder / f.name)
+    return folder
+
+
+@FUZZ
+@given(data=st.data())
+def test_a_damaged_golden_file_is_refused_naming_it_or_judged_finitely(tmp_path_factory, data):
+    """Random bytes or JSON in a golden file, in one of its fields, or in one value at a checkpoint: load refuses it
+    with one line naming the file, or every value it holds is finite and drift judges against it without error."""
+    from xor_rosetta.app.run import golden
+    import numpy as np
+    folder = _golden_copy(tmp_path_factory.mktemp("golden"))
+    case = data.draw(st.sampled_from(golden.cases(["numpy"])), label="case")
+    path = folder / case.file
+    good = json.loads(path.read_text())
+    how = data.draw(st.sampled_from(["file", "value"]), label="damage")
+    if how == "file":
+        path.write_bytes(data.draw(damage(good), label="content"))
+    else:
+        k = data.draw(st.sampled_from(sorted(good["checkpoints"])), label="checkpoint")
+        at = good["checkpoints"][k]
+        name = data.draw(st.sampled_from(["loss", *sorted(at["params"])]), label="value")
+        value = data.draw(json_values | st.sampled_from([float("inf"), float("-inf"), float("nan"), 10**400]))
+        damaged = json.loads(json.dumps(good))
+        if name == "loss":
+            damaged["checkpoints"][k]["loss"] = value
+        else:
+            p = damaged["checkpoints"][k]["params"][name]
+            (p[0] if isinstance(p[0], list) else p)[0] = value
+        path.write_text(json.dumps(damaged))
+    try:
+        want = golden.load(case, folder)
+    except XorRosettaError as e:
+        assert str(path) in str(e) and "\n" not in str(e), str(e)
+        return
+    for w in want["checkpoints"].values():
+        assert np.isfinite(float(w["loss"])) and all(np.all(np.isfinite(np.asarray(v, dtype=float)))
+                                                     for v in w["params"].values())
+    golden.drift(case, want, good)  # judged without an exception
+
+
+@pytest.mark.parametrize("edit,words", [
+    (lambda d: deep(100_000), "not usable JSON (nested too deeply)"),
+    (lambda d: json.dumps({**d, "checkpoints": {**d["checkpoints"], "10": {**d["checkpoints"]["10"],
+                                                                           "loss": 10**400}}}).encode(),
+     "field checkpoints.10.loss: the number is out of range (401 digits)"),
+    (lambda d: json.dumps(json.loads(json.dumps(d), parse_float=lambda x: float("inf"))).encode(),
+     "field checkpoints.1.loss: expected a finite number, got inf"),  # every value Infinity
+    (lambda d: json.dumps(json.loads(json.dumps(d), parse_float=lambda x: float("nan"))).encode(),
+     "expected a finite number, got nan"),
+    (lambda d: json.dumps({**d, "implementation": "torch"}).encode(), "field 'implementation' is 'torch'"),
+], ids=["deep", "401-digits", "infinity", "nan", "other-case"])
+def test_check_refuses_a_damaged_golden_file_naming_file_and_field(tmp_path, capsys, edit, words):
+    from xor_rosetta.app.run import golden
+    folder = _golden_copy(tmp_path)
+    case = golden.cases(["numpy"])[0]
+    path = folder / case.file
+    path.write_bytes(edit(json.loads(path.read_text())))
+    assert main(["check", "--impls", "numpy", "--golden-dir", str(folder), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(path) in err and words in err, err
+
+# endregion
