@@ -310,3 +310,66 @@ def test_check_refuses_a_damaged_golden_file_naming_file_and_field(tmp_path, cap
     assert len(err.strip().splitlines()) == 1 and str(path) in err and words in err, err
 
 # endregion
+
+# region 5. plug-ins that misbehave at import
+
+PLUGINS = {  # module: (source, what `list` says of it)
+    "xr_exits": ("import sys\nsys.exit(7)\n", "called sys.exit(7)"),
+    "xr_raises": ("raise RuntimeError('no licence')\n", "raised RuntimeError: no licence"),
+    "xr_prints": ("import os, sys\nprint('hello from a plug-in')\nos.write(1, b'and from C\\n')\n"
+                  "from xor_rosetta.implementations.numpy_mlp import NumpyMLP as MLP\n", None),
+    "xr_not_mlp": ("class MLP:\n    pass\n", "does not implement xor_rosetta.interface.MLP"),
+}
+
+
+@pytest.fixture(scope="module")
+def plugin_site(tmp_path_factory) -> Path:
+    """A folder that, on PYTHONPATH, installs one entry-point plug-in per PLUGINS module (as a package would)."""
+    site = tmp_path_factory.mktemp("site")
+    info = site / "xr_plugins-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: xr-plugins\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[{registry.ENTRY_POINT_GROUP}]\n" +
+                                           "".join(f"{m} = {m}:MLP\n" for m in PLUGINS))
+    for m, (source, _) in PLUGINS.items():
+        (site / f"{m}.py").write_text(source)
+    return site
+
+
+def test_list_reports_every_plugin_that_fails_at_import_and_stays_pure_json(plugin_site):
+    p = run("list", "--json", env={"PYTHONPATH": str(plugin_site)})
+    assert p.returncode == 0, p.stderr
+    rows = {r["name"]: r for r in json.loads(p.stdout)}  # stdout is the JSON alone
+    for m, (_, why) in PLUGINS.items():
+        assert rows[m]["available"] == (why is None) and (why is None or why in rows[m]["reason"]), rows[m]
+    assert "hello from a plug-in" in p.stderr and "and from C" in p.stderr
+    p = run("list", env={"PYTHONPATH": str(plugin_site)})
+    assert p.returncode == 0 and "called sys.exit(7)" in p.stdout, p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("name,words", [
+    ("xr_exits", "called sys.exit(7)"), ("xr_raises", "raised RuntimeError: no licence"),
+    ("xr_not_mlp", "does not implement"), ("FILE:Nope", "has no class 'Nope'"),
+    ("FILE:NotAnMLP", "does not implement xor_rosetta.interface.MLP"),
+], ids=["exits", "raises", "not-mlp", "no-class", "file-not-mlp"])
+def test_a_plugin_that_does_not_load_is_bad_input(plugin_site, tmp_path, name, words):
+    plugin = tmp_path / "m.py"
+    plugin.write_text("class NotAnMLP:\n    pass\n")
+    name = name.replace("FILE", str(plugin))
+    for cmd in (["compare", "--preset", "seed-numpy", "--steps", "5"], [*SWEEP]):
+        p = run(*cmd, "--impls", f"numpy,{name}", "--out", tmp_path / "o", env={"PYTHONPATH": str(plugin_site)})
+        assert_one_line_error(p, f"--impls: {name!r} cannot be used", words)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_builtin_whose_framework_is_missing_stays_unavailable(tmp_path, capsys, monkeypatch):
+    real = registry.missing
+    monkeypatch.setattr(registry, "missing", lambda e: ["torch"] if e.name == "torch" else real(e))
+    assert main(["compare", "--preset", "seed-numpy", "--steps", "5", "--impls", "numpy,torch", "--quiet",
+                 "--out", str(tmp_path / "c")]) == 1  # numpy does not converge in 5 steps: that alone fails
+    assert "torch" not in capsys.readouterr().err
+    report = json.loads((tmp_path / "c" / "report.json").read_text())
+    torch = next(r for r in report["implementations"] if r["implementation"] == "torch")
+    assert torch["verdict"] == "unavailable" and "pip install" in json.dumps(torch), torch
+
+# endregion

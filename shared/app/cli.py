@@ -35,7 +35,7 @@ def writable_dir(path: str | Path) -> Path:
 
 def impl_names(arg: str | None) -> list[str]:
     """The implementations named by --impls a,b,... (default, when the flag is absent: all). Naming none, or one
-    twice, or an unknown one, is bad input."""
+    twice, or an unknown one, or a plug-in that does not load (imported here to find out), is bad input."""
     from .. import registry
     from ..errors import XorRosettaError
     if arg is None:
@@ -47,7 +47,11 @@ def impl_names(arg: str | None) -> list[str]:
     if twice:
         raise XorRosettaError(f"--impls names {', '.join(map(repr, twice))} more than once")
     for n in names:
-        registry.get_entry(n)
+        entry = registry.get_entry(n)
+        if not entry.builtin:  # a plug-in that does not load is bad input; a built-in's missing framework is not
+            problem = registry.load_problem(entry)
+            if problem is not None:
+                raise XorRosettaError(f"--impls: {n!r} cannot be used: {problem}")
     return names
 
 
