@@ -373,3 +373,42 @@ def test_a_builtin_whose_framework_is_missing_stays_unavailable(tmp_path, capsys
     assert torch["verdict"] == "unavailable" and "pip install" in json.dumps(torch), torch
 
 # endregion
+
+# region 6. a signal cannot be swallowed
+
+TRIGGERS = {  # Python code that runs `deliver()` where an exception raised is swallowed ("Exception ignored")
+    "gc-callback": "import gc\ngc.callbacks.append(lambda phase, info: phase == 'start' and deliver())\n"
+                   "gc.collect()\ngc.callbacks.clear()\n",
+    "weakref-callback": "import weakref\nclass T: pass\nt = T()\nr = weakref.ref(t, lambda _: deliver())\ndel t\n",
+    "__del__": "class T:\n    def __del__(self):\n        deliver()\nT()\n",
+    "except-BaseException": "try:\n    deliver()\nexcept BaseException:\n    pass\n",
+}
+SIGNALLING = '''
+import os, signal, sys, time
+from xor_rosetta.implementations.numpy_mlp import NumpyMLP as MLP
+done = []
+
+
+def deliver():
+    if not done and os.path.basename(sys.argv[0]) == "xor-rosetta":  # in the command's process, not its workers
+        done.append(1)
+        os.kill(os.getpid(), signal.{sig})
+        time.sleep(0.2)  # the handler runs here, in the callback
+{trigger}
+'''
+
+
+@pytest.mark.parametrize("sig,status,word", [("SIGTERM", 143, "terminated"), ("SIGINT", 130, "interrupted")])
+@pytest.mark.parametrize("where", list(TRIGGERS))
+def test_a_signal_inside_a_gc_callback_still_ends_the_command(tmp_path, where, sig, status, word):
+    """The signal arrives while a gc or weakref callback or a __del__ runs (the exception its handler raises is
+    swallowed there), or code catches BaseException: the command still ends with 130 or 143 and one line."""
+    plugin = tmp_path / "sig.py"
+    plugin.write_text(SIGNALLING.format(sig=sig, trigger=TRIGGERS[where]))
+    p = run("train", "--impl", f"{plugin}:MLP", "--preset", "seed-numpy", "--steps", "5", "--out", tmp_path / "o",
+            "--quiet")
+    assert p.returncode == status, p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith(f"xor-rosetta: {word}")
+    assert "Exception ignored" not in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+# endregion
