@@ -412,3 +412,69 @@ def test_a_signal_inside_a_gc_callback_still_ends_the_command(tmp_path, where, s
     assert "Exception ignored" not in p.stderr and "Traceback" not in p.stderr, p.stderr
 
 # endregion
+
+# region 7. a worker's error is never lost in transport
+
+RAISING = '''
+import threading
+from tblib import pickling_support
+from xor_rosetta.implementations.numpy_mlp import NumpyMLP
+pickling_support.install()  # as dask.distributed does: exceptions now pickle by tblib's own function
+
+
+class PluginError(Exception):
+    pass
+
+
+class Unprintable(Exception):
+    def __str__(self):
+        raise RuntimeError("no")
+
+
+RAISE = {{"builtin": lambda: MemoryError("cannot allocate 42 bytes"),
+         "plugin-class": lambda: PluginError("the plug-in's own error"),
+         "unpicklable-args": lambda: ValueError("holds a lock", threading.Lock()),
+         "unprintable": lambda: Unprintable()}}
+
+
+class Boom(NumpyMLP):
+    def train(self, x, y, steps=None, checkpoints=()):
+        raise RAISE["{kind}"]()
+'''
+
+
+@pytest.mark.parametrize("kind,words", [
+    ("builtin", "failed: MemoryError: cannot allocate 42 bytes"),
+    ("plugin-class", "failed: PluginError: the plug-in's own error"),
+    ("unpicklable-args", "failed: ValueError: ('holds a lock', <unlocked _thread.lock object"),
+    ("unprintable", "failed: Unprintable: <Unprintable whose message cannot be shown>"),
+])
+def test_a_workers_exception_arrives_as_its_type_and_message(tmp_path, capsys, kind, words):
+    """Whatever the worker's libraries do to the pickling of exceptions (tblib installed there), the parent gets
+    the exception's type name and message, said once."""
+    pytest.importorskip("tblib")
+    plugin = tmp_path / "boom.py"
+    plugin.write_text(RAISING.format(kind=kind))
+    assert main(["train", "--impl", f"{plugin}:Boom", "--preset", "seed-numpy", "--steps", "5", "--quiet",
+                 "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert words in err and "failed: failed:" not in err and "not transferable" not in err, err
+
+
+def test_a_workers_traceback_text_comes_with_its_error():
+    """Pool: the exception raised in a worker under tblib's pickling, rebuilt in the parent where its class is a
+    built-in (so `except MemoryError` works), with the worker's traceback text."""
+    from xor_rosetta.app.workers import pool as workers
+    pytest.importorskip("tblib")
+    worker = workers.session().get("tblib-test", ())
+    with pytest.raises(MemoryError, match="cannot allocate 7 bytes") as e:
+        worker.call(_raise_under_tblib, 7)
+    assert "_raise_under_tblib" in e.value.remote_traceback
+
+
+def _raise_under_tblib(n):
+    from tblib import pickling_support
+    pickling_support.install()
+    raise MemoryError(f"cannot allocate {n} bytes")
+
+# endregion

@@ -42,7 +42,8 @@ def read_header(path: Path) -> dict:
 
 RECORD = {  # field: (check, nullable); a record written by plan.run_task has every one of them
     "final_loss": (strict.number, True), "accuracy": (strict.number, True),
-    "steps_to_threshold": (strict.integer, True), "diverged_at": (strict.integer, True), "converged": (strict.boolean, True), "agreement": (strict.string, True),
+    "steps_to_threshold": (strict.integer, True), "diverged_at": (strict.integer, True),
+    "converged": (strict.boolean, True), "agreement": (strict.string, True),
     "explanation": (strict.string, True), "error": (strict.string, True)}
 OPTIONAL = {"skipped": (strict.string, True), "epsilon": (strict.number, True), "init": (strict.string, True),
             "seconds": (strict.number, True)}

@@ -229,7 +229,8 @@ def markdown(report: dict, plots: list[str]) -> str:
               "policy (xor_rosetta.tolerance); \"not judged\" rows are batched paths, checked against one-at-a-time "
               "runs by tests/test_vectorised.py and seed by seed below."]
     if h.get("unavailable"):
-        lines += ["", "Left out, not available here: " + "; ".join(f"{n} ({why})" for n, why in h["unavailable"].items())]
+        left = "; ".join(f"{n} ({why})" for n, why in h["unavailable"].items())
+        lines += ["", f"Left out, not available here: {left}"]
     if "native_defaults" in report:
         vs = [v for v in (NATIVE_INIT, NATIVE_EPS, NATIVE) if v in h["variants"]]
         lines += ["", "## Each framework's own defaults", "",
