@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from xor_rosetta.errors import XorRosettaError
@@ -42,7 +43,7 @@ def read_header(path: Path) -> dict:
 
 RECORD = {  # field: (check, nullable); a record written by plan.run_task has every one of them
     "final_loss": (strict.number, True), "accuracy": (strict.number, True),
-    "steps_to_threshold": (strict.integer, True), "diverged_at": (strict.integer, True),
+    "steps_to_threshold": (partial(strict.integer, lo=1), True), "diverged_at": (strict.integer, True),
     "converged": (strict.boolean, True), "agreement": (strict.string, True),
     "explanation": (strict.string, True), "error": (strict.string, True)}
 OPTIONAL = {"skipped": (strict.string, True), "epsilon": (strict.number, True), "init": (strict.string, True),
