@@ -10,6 +10,7 @@ A name is one of
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -183,7 +184,10 @@ def unavailable_reason(entry: Entry) -> str | None:
 
 def _import(entry: Entry):
     if not entry.module.endswith(".py"):
-        return importlib.import_module(entry.module)
+        if entry.builtin:
+            return importlib.import_module(entry.module)
+        with _stdout_to_stderr():
+            return importlib.import_module(entry.module)
     path = Path(entry.module).resolve()
     name = f"xor_rosetta_plugin_{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
     if name in sys.modules:
@@ -192,11 +196,35 @@ def _import(entry: Entry):
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        with _stdout_to_stderr():
+            spec.loader.exec_module(module)
     except BaseException:
         del sys.modules[name]
         raise
     return module
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """What a plug-in prints while it is imported goes to stderr: stdout may be a command's JSON (`list --json`).
+    Both Python's sys.stdout and file descriptor 1 (a library's C code) are redirected."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except (OSError, ValueError, AttributeError):
+        saved = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved is not None:
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def load(name: str) -> type[MLP]:
@@ -216,6 +244,10 @@ def load(name: str) -> type[MLP]:
             reason = f"{entry.module} has no class {entry.cls!r}"
         except Exception as e:  # a plug-in whose import raises must not break the others
             reason = f"importing {entry.module} raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        except SystemExit as e:  # nor one that calls sys.exit() (a signal's SystemExit goes on: see app/cli.py)
+            if getattr(e, "signal", None) is not None:
+                raise
+            reason = f"importing {entry.module} called sys.exit({e.code!r})"
         else:
             lacking = [m for m in METHODS if not callable(getattr(cls, m, None))]
             if isinstance(cls, type) and not lacking:

@@ -81,13 +81,18 @@ def test_list_shows_plugins_and_why_one_is_unavailable(installed, capsys):
     assert rows["numpy"]["available"] and not rows["numpy"]["plugin"]  # the others are untouched
 
 
-def test_compare_runs_plugins_and_reports_the_broken_one(installed, capsys):
-    code = main(["compare", "--preset", "seed-numpy", "--steps", "500", "--impls", "numpy,demo,broken",
+def test_compare_runs_plugins_and_refuses_the_broken_one(installed, capsys):
+    """A plug-in whose import raises is bad input, as in verify (issue 22): exit 2, one line, nothing run."""
+    assert main(["compare", "--preset", "seed-numpy", "--steps", "500", "--impls", "numpy,demo,broken",
+                 "--out", "bad", "--json", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--impls: 'broken' cannot be used: importing xr_plugin_broken raised RuntimeError: boom" in err
+    assert len(err.strip().splitlines()) == 1 and not (installed / "bad").exists()
+    code = main(["compare", "--preset", "seed-numpy", "--steps", "500", "--impls", "numpy,demo",
                  "--out", "out", "--json", "--quiet"])
     rows = {r["implementation"]: r for r in json.loads(capsys.readouterr().out)["implementations"]}
     assert code == 0
     assert rows["demo"]["verdict"] == "agrees, converged" and rows["numpy"]["verdict"] == "agrees, converged"
-    assert rows["broken"]["verdict"] == "unavailable" and "boom" in rows["broken"]["error"]
 
 
 def test_file_and_module_forms_through_train_and_compare(installed, capsys):

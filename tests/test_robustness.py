@@ -510,7 +510,7 @@ def test_signals_are_held_while_a_set_is_swapped_in(tmp_path, monkeypatch):
         real(src, dst)
         os.kill(os.getpid(), signal.SIGTERM)
 
-    previous = signal.signal(signal.SIGTERM, cli._on_sigterm)
+    previous = signal.signal(signal.SIGTERM, cli._on_signal)
     monkeypatch.setattr(files, "_replace", rename_then_terminate)
     try:
         with pytest.raises(SystemExit) as e:

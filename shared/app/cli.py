@@ -35,7 +35,7 @@ def writable_dir(path: str | Path) -> Path:
 
 def impl_names(arg: str | None) -> list[str]:
     """The implementations named by --impls a,b,... (default, when the flag is absent: all). Naming none, or one
-    twice, or an unknown one, is bad input."""
+    twice, or an unknown one, or a plug-in that does not load (imported here to find out), is bad input."""
     from .. import registry
     from ..errors import XorRosettaError
     if arg is None:
@@ -47,7 +47,11 @@ def impl_names(arg: str | None) -> list[str]:
     if twice:
         raise XorRosettaError(f"--impls names {', '.join(map(repr, twice))} more than once")
     for n in names:
-        registry.get_entry(n)
+        entry = registry.get_entry(n)
+        if not entry.builtin:  # a plug-in that does not load is bad input; a built-in's missing framework is not
+            problem = registry.load_problem(entry)
+            if problem is not None:
+                raise XorRosettaError(f"--impls: {n!r} cannot be used: {problem}")
     return names
 
 
@@ -113,8 +117,47 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _on_sigterm(signum, frame):
-    raise SystemExit(EXIT_TERMINATED)
+_received: list[int] = []  # signals that arrived during main(), whether or not their exception got through
+
+
+def _on_signal(signum, frame):
+    """SIGINT and SIGTERM: record the signal, then end the command with KeyboardInterrupt or SystemExit(143).
+
+    Raised inside a gc or weakref callback or a __del__, that exception is swallowed by Python ("Exception
+    ignored"); the record is what makes the signal impossible to lose: `_unraisable` delivers it again at once, and
+    `main` exits 130 or 143 at the end whatever happened to the exception (`_outcome`)."""
+    _received.append(signum)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    e = SystemExit(EXIT_TERMINATED)
+    e.signal = signum  # marks it as a signal's: code that excuses a plug-in's sys.exit() lets it through
+    raise e
+
+
+def _unraisable(hook):
+    """A sys.unraisablehook that re-delivers a signal whose exception Python swallowed (it was raised in a gc or
+    weakref callback, or a __del__): the handler runs again at the next point Python can raise from."""
+    def unraisable(u):
+        if _received and isinstance(u.exc_value, (KeyboardInterrupt, SystemExit)):
+            import os
+            import threading
+            # sent from another thread, a moment later: its handler runs in the main thread once this hook and the
+            # callback have returned (sent from here, or with _thread.interrupt_main, it would run in this hook)
+            threading.Timer(0.01, os.kill, (os.getpid(), _received[-1])).start()
+            return  # not "Exception ignored ... SystemExit: 143": the signal is acted on
+        hook(u)
+    return unraisable
+
+
+def _outcome(status: int) -> int:
+    """The exit status, 130 or 143 once a signal has arrived: its exception may have been swallowed on its way."""
+    if not _received or status in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+        return status
+    if _received[-1] == signal.SIGINT:
+        _say("xor-rosetta: interrupted; earlier results are intact")
+        return EXIT_INTERRUPTED
+    _say("xor-rosetta: terminated; earlier results are intact")
+    return EXIT_TERMINATED
 
 
 def _say(line: str) -> None:
@@ -146,16 +189,23 @@ def _stdout_closed() -> int:
 
 
 def main(argv=None) -> int:
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)  # first of all: before any heavy import
+    # first of all: before any heavy import
+    del _received[:]
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    hook, sys.unraisablehook = sys.unraisablehook, _unraisable(sys.unraisablehook)
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
         _streams()
-        status = _run(argv, debug)
-    except SystemExit:  # --help, a usage error, SIGTERM
+        status = _outcome(_run(argv, debug))
+    except SystemExit as e:  # --help, a usage error, SIGTERM
         _flush()
+        if _received and e.code not in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+            raise SystemExit(_outcome(e.code if isinstance(e.code, int) else EXIT_FAIL)) from None
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)  # main() may be called in-process (tests)
+        for s, h in previous.items():  # main() may be called in-process (tests)
+            signal.signal(s, h)
+        sys.unraisablehook = hook
     return _flush() or status
 
 

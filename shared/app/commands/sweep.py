@@ -54,14 +54,27 @@ def run(a) -> int:
         raise XorRosettaError("the spec's init is a file: there are no seeds to sweep (use seed-uniform or "
                               "glorot-uniform)")
     seeds = S.parse_seeds(a.seeds)
-    impls = _impls(a.impls, impl_names)
     for flag, value in (("--jobs", a.jobs), ("--timeout", a.timeout), ("--basin-grid", a.basin_grid + 1)):
         if value is not None and not value > 0:
             raise XorRosettaError(f"{flag} must be positive, got {value:g}")
+    if a.scheduler is not None:
+        _check_scheduler(a.scheduler)
     if a.scheduler and (a.jobs or a.timeout):
         raise XorRosettaError("--jobs and --timeout apply to the local pool, not to --scheduler")
-    threshold = a.threshold if a.threshold is not None else DEFAULT_THRESHOLD[spec.loss]
+    impls = _impls(a.impls, impl_names)
     variants = S.variants_for(spec, a.native_defaults)
+    S.check_memory(len(seeds) * len(impls) * len(variants), a.seeds)  # before the plan is built
+    unavailable = {} if a.scheduler else _unavailable(impls)  # a cluster's workers have their own frameworks
+    if unavailable and a.impls:
+        n, why = next(iter(unavailable.items()))
+        raise XorRosettaError(f"--impls: {n!r} is unavailable here: {why}")
+    for n, why in unavailable.items():  # the default, every implementation: those not installed are left out
+        impls.remove(n)
+        if not a.quiet:
+            print(f"note: leaving out {n}: {why}", file=sys.stderr)
+    if not impls:
+        raise XorRosettaError("no implementation to sweep is available here")
+    threshold = a.threshold if a.threshold is not None else DEFAULT_THRESHOLD[spec.loss]
     basin_weights = [w.strip() for w in re.split(r",(?![^\[]*\])", a.basin) if w.strip()] if a.basin_grid else []
     if a.basin_grid:
         from xor_rosetta.app.sweep.basin import parse_weight
@@ -77,7 +90,7 @@ def run(a) -> int:
     out = writable_dir(a.out or f"runs/sweep-{name}")
     header = {"format": 1, "name": name, "spec": spec.to_dict(), "threshold": threshold,
               "seeds": [seeds.start, seeds.stop], "impls": impls, "variants": list(variants),
-              "command": _command(name, a)}
+              "command": _command(name, a), **({"unavailable": unavailable} if unavailable else {})}
     from xor_rosetta.app.sweep.engine import Progress, Store, run_dask, run_local
     start = time.perf_counter()
     store = Store(out, header, a.resume)
@@ -101,7 +114,7 @@ def run(a) -> int:
     finally:
         store.close()
     records = [r for k, r in store.done.items() if k[0] in seeds and k[1] in variants and k[2] in impls]
-    basin = _basin(out, spec, seeds.start, threshold, basin_weights, a) if a.basin_grid else None
+    basin, basin_npz = _basin(out, spec, seeds.start, threshold, basin_weights, a) if a.basin_grid else (None, None)
     from xor_rosetta.app.sweep import report as R
     report = R.summarise(header, records, out)
     store.finish(time.perf_counter() - start)
@@ -111,7 +124,7 @@ def run(a) -> int:
                            "seed": seeds.start, "base": list(basin["base"]), "conventions": "numpy",
                            "converged_share": float(basin["converged"].mean()),
                            "diverged_share": float(basin["diverged"].mean()), "file": "basin.npz"}
-    R.write(out, report, records, basin)
+    R.write(out, report, records, basin, extra={"basin.npz": basin_npz} if basin is not None else None)
     if a.json:
         print(json.dumps(report, indent=2))
     else:
@@ -148,28 +161,56 @@ def _impls(arg, impl_names) -> list[str]:
     return names
 
 
-def _basin(out, spec, seed, threshold, weights, a) -> dict:
-    """The basin grid, computed once and kept in out/basin.npz (reused by --resume when its settings match)."""
+def _check_scheduler(text: str) -> None:
+    """--scheduler: [PROTOCOL://]HOST:PORT with a port of 1..65535, checked before anything tries to connect."""
+    m = re.fullmatch(r"(?:(tcp|tls|ws|wss|ucx)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})", text)
+    if m is None or not 1 <= int(m.group(3)) <= 65535:
+        raise XorRosettaError(f"--scheduler takes tcp://HOST:PORT with a port of 1-65535, got {text!r}")
+
+
+def _unavailable(impls: list[str]) -> dict[str, str]:
+    """Why each implementation (or batched path) among `impls` cannot run here, judged without importing it."""
+    from ... import registry
+    from xor_rosetta.app.sweep.plan import BATCHED
+    out = {}
+    for n in impls:
+        entry = registry.REGISTRY.get(BATCHED[n][1]) if n in BATCHED else registry.get_entry(n)
+        reason = None if entry is None else registry.unavailable_reason(entry)
+        if reason is not None:
+            out[n] = reason
+    return out
+
+
+def _basin(out, spec, seed, threshold, weights, a) -> tuple[dict, bytes]:
+    """The basin grid and its cache file's bytes (basin.npz, written with the report; reused by --resume when its
+    settings match and it reads back)."""
+    import io
     import numpy as np
     from dataclasses import replace
     from ... import registry
     from ...params import init_params
     from xor_rosetta.app.sweep.basin import compute
-    from xor_rosetta.app.common.files import atomic_write_bytes
-    import io
     path = out / "basin.npz"
     settings = np.array(json.dumps({"spec": spec.to_dict(), "seed": seed, "threshold": threshold,
                                     "weights": weights, "range": list(a.basin_range), "grid": a.basin_grid}))
     if a.resume and path.exists():
-        with np.load(path, allow_pickle=False) as z:
-            if str(z["settings"]) == str(settings):
-                return {"weights": weights, "values": z["values"], "base": tuple(z["base"]), "steps": z["steps"],
-                        "converged": z["converged"], "diverged": z["diverged"]}
+        try:
+            data = path.read_bytes()
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                if str(z["settings"]) == str(settings):
+                    b = {"weights": weights, "values": z["values"], "base": tuple(z["base"]), "steps": z["steps"],
+                         "converged": z["converged"], "diverged": z["diverged"]}
+                    n = a.basin_grid
+                    if b["values"].shape == (n,) and all(b[k].shape == (n, n) for k in ("steps", "converged",
+                                                                                         "diverged")):
+                        return b, data
+        except (OSError, ValueError, KeyError, EOFError, TypeError) as e:  # a damaged cache is computed again
+            print(f"note: {path} does not read back ({type(e).__name__}); computing the basin again",
+                  file=sys.stderr)
     conv = registry.load("numpy").conventions
     base = init_params(spec.replace(init=replace(spec.init, seed=seed)))
     b = compute(spec, base, conv, threshold, weights, tuple(a.basin_range), a.basin_grid)
     buf = io.BytesIO()
     np.savez(buf, settings=settings, values=b["values"], base=np.array(b["base"]), steps=b["steps"],
              converged=b["converged"], diverged=b["diverged"])
-    atomic_write_bytes(path, buf.getvalue())
-    return b
+    return b, buf.getvalue()

@@ -39,7 +39,8 @@ def run(a) -> int:
         submit(pool, a.impl, a.impl, train_alone, a.impl, spec, params)
         done = next(o for o in pool.results() if not o.note)
     if done.error is not None:  # the implementation raised, its worker died, or it ran past --timeout
-        print(f"xor-rosetta: error: training {a.impl} failed: {done.error}", file=sys.stderr)
+        why = done.error.removeprefix("failed: ")  # "failed: MemoryError: ...": said once
+        print(f"xor-rosetta: error: training {a.impl} failed: {why}", file=sys.stderr)
         return EXIT_FAIL
     got = done.value
     hist = got["history"]

@@ -14,6 +14,7 @@ import numpy as np
 from xor_rosetta import registry
 from xor_rosetta.data import xor_data
 from xor_rosetta.errors import XorRosettaError
+from xor_rosetta.app.common import strict
 from xor_rosetta.app.common.files import atomic_write_json, new_dir_beside, replace_dir
 from xor_rosetta.params import flat, init_params
 from xor_rosetta.presets import PRESETS, get_preset
@@ -74,14 +75,44 @@ def compute_all(cases_: list[Case], jobs: int | None = None, timeout: float | No
 
 
 def load(case: Case, folder: Path) -> dict:
+    """The golden file of `case`, checked before anything is judged against it (`validate`)."""
     path = folder / case.file
     if not path.is_file():
         raise XorRosettaError(f"golden file {path} is missing; create it with: xor-rosetta check --update")
+    where = f"golden file {path}"
     try:
-        data = json.loads(path.read_text())
-        data["checkpoints"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise XorRosettaError(f"golden file {path} is corrupt ({e}); recreate it with: xor-rosetta check --update") from None
+        return validate(case, strict.read(path, where), where)
+    except strict.Invalid as e:
+        what = str(e).replace(f"{where}: ", f"{where} is corrupt: ", 1)
+        raise XorRosettaError(f"{what}; recreate it with: xor-rosetta check --update") from None
+
+
+def validate(case: Case, data, where: str) -> dict:
+    """`data` as a golden file of `case`: its case, and at each golden checkpoint a finite loss and finite params
+    (1-D or 2-D lists of numbers); an infinite or NaN value would make the allowed difference infinite."""
+    strict.obj(data, where)
+    for field, want in (("preset", case.preset), ("implementation", case.impl), ("dtype", case.dtype)):
+        if strict.string(data.get(field), f"{where}: field {field!r}") != want:
+            raise strict.Invalid(f"{where}: field {field!r} is {data[field][:80]!r}, not {want!r}: the file of "
+                                 f"another case")
+    for field in ("versions", "conventions"):
+        if field in data:
+            for k, v in strict.obj(data[field], f"{where}: field {field!r}").items():
+                strict.string(v, f"{where}: field '{field}.{k}'")
+    checkpoints = strict.obj(data.get("checkpoints"), f"{where}: field 'checkpoints'")
+    if not checkpoints:
+        raise strict.Invalid(f"{where}: field 'checkpoints' is empty")
+    for k, w in checkpoints.items():
+        at = f"{where}: field checkpoints.{k[:20]}"
+        if k not in {str(c) for c in CHECKPOINTS}:
+            raise strict.Invalid(f"{at}: not a golden checkpoint (one of {', '.join(map(str, CHECKPOINTS))})")
+        strict.obj(w, at)
+        strict.number(w.get("loss"), at + ".loss")
+        params = strict.obj(w.get("params"), at + ".params")
+        if not params:
+            raise strict.Invalid(f"{at}.params is empty")
+        for name, value in params.items():
+            strict.numbers(value, f"{at}.params.{name[:20]}")
     return data
 
 

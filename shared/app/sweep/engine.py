@@ -13,16 +13,70 @@ import json
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from xor_rosetta.errors import XorRosettaError
-from xor_rosetta.app.common.files import atomic_write_json, atomic_write_text, save_params
-from xor_rosetta.app.sweep.plan import Task, _failed, key, params_from_message, run_task
+from xor_rosetta.app.common import strict
+from xor_rosetta.app.common.files import atomic_write_bytes, atomic_write_json, save_params
+from xor_rosetta.app.sweep.plan import VARIANTS, Task, _failed, key, params_from_message, run_task
 
 SINGLE_THREADED = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                      "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}
 # a sweep's parallelism is across runs: each worker computes on one thread (unless these are set already)
 SYNC_EVERY_S = 1.0  # runs.jsonl is flushed after every line and fsync'ed at most this often
+
+
+def read_header(path: Path) -> dict:
+    """sweep.json, checked: an object with the fields that --resume reads (format, spec, threshold, wall time)."""
+    where = f"--resume: {path}"
+    h = strict.obj(strict.read(path, where), where)
+    if h.get("format") != 1:
+        raise strict.Invalid(f"{where}: field 'format': expected 1, got {strict.kind(h.get('format'))}; it was not "
+                             f"written by this version's sweep")
+    strict.obj(h.get("spec"), f"{where}: field 'spec'")
+    strict.number(h.get("threshold"), f"{where}: field 'threshold'")
+    if "wall_seconds" in h and strict.number(h["wall_seconds"], f"{where}: field 'wall_seconds'") < 0:
+        raise strict.Invalid(f"{where}: field 'wall_seconds': expected a number >= 0")
+    return h
+
+
+RECORD = {  # field: (check, nullable); a record written by plan.run_task has every one of them
+    "final_loss": (strict.number, True), "accuracy": (strict.number, True),
+    "steps_to_threshold": (partial(strict.integer, lo=1), True), "diverged_at": (strict.integer, True),
+    "converged": (strict.boolean, True), "agreement": (strict.string, True),
+    "explanation": (strict.string, True), "error": (strict.string, True)}
+OPTIONAL = {"skipped": (strict.string, True), "epsilon": (strict.number, True), "init": (strict.string, True),
+            "seconds": (strict.number, True)}
+
+
+def read_record(line: bytes, where: str) -> dict:
+    """One line of runs.jsonl as a run's record, checked field by field (what the report reads of it)."""
+    from xor_rosetta.spec import MAX_SEED
+    hint = "; remove that line to have its run redone"
+    try:
+        rec = strict.obj(strict.parse(line, where), where)
+        strict.integer(rec.get("seed"), f"{where}: field 'seed'", hi=MAX_SEED)
+        strict.string(rec.get("variant"), f"{where}: field 'variant'", choices=tuple(VARIANTS))
+        strict.string(rec.get("impl"), f"{where}: field 'impl'")
+        strict.integer(rec.get("status"), f"{where}: field 'status'", nullable=True, hi=3)
+        for table, required in ((RECORD, True), (OPTIONAL, False)):
+            for field, (check, nullable) in table.items():
+                if required or field in rec:
+                    if field not in rec:
+                        raise strict.Invalid(f"{where}: field {field!r} is missing")
+                    check(rec[field], f"{where}: field {field!r}", nullable=nullable)
+        if "conventions" in rec:
+            forms = strict.obj(rec["conventions"], f"{where}: field 'conventions'")
+            for form, value in forms.items():
+                strict.string(form, f"{where}: field 'conventions'", choices=("adam", "momentum", "bce"))
+                strict.string(value, f"{where}: field 'conventions.{form}'")
+        if rec["error"] is None and not rec.get("skipped"):
+            strict.boolean(rec["converged"], f"{where}: field 'converged' (a run without an error)")
+            strict.number(rec["accuracy"], f"{where}: field 'accuracy' (a run without an error)")
+    except strict.Invalid as e:
+        raise strict.Invalid(f"{e}{hint}") from None
+    return rec
 
 
 class Store:
@@ -36,7 +90,7 @@ class Store:
             raise XorRosettaError(f"{str(out)!r} already holds a sweep ({self._count()} runs in runs.jsonl): add "
                                   f"--resume to continue it, or choose another --out")
         if resume and self.header_path.exists():
-            old = json.loads(self.header_path.read_text())
+            old = read_header(self.header_path)
             self._check(old)
             self._load()
             header["wall_seconds"] = old.get("wall_seconds", 0.0)
@@ -47,36 +101,29 @@ class Store:
         self.last_sync = time.monotonic()
 
     def _count(self) -> int:
-        with open(self.runs_path) as f:
+        with open(self.runs_path, "rb") as f:
             return sum(1 for _ in f)
 
     def _check(self, old: dict) -> None:
         for field in ("spec", "threshold"):
             if old.get(field) != self.header[field]:
                 raise XorRosettaError(f"--resume: {str(self.out)!r} holds a sweep with another {field} "
-                                      f"({json.dumps(old.get(field))}); this command gives "
+                                      f"({_shown(old.get(field))}); this command gives "
                                       f"{json.dumps(self.header[field])}. Choose another --out for a new sweep")
 
     def _load(self) -> None:
-        """Read the runs so far; a last line cut short by an interruption is dropped (its run is redone)."""
+        """Read the runs so far. A last line cut short by an interruption (no newline at its end) is dropped and its
+        run redone; any other line that is not a run's record is an error naming the file and the line."""
         if not self.runs_path.exists():
             return
-        lines = self.runs_path.read_text().splitlines(keepends=True)
-        good = []
+        data = self.runs_path.read_bytes()
+        lines = data.split(b"\n")
+        cut = lines.pop()  # b"" when the file ends with a newline; else a line cut short
         for i, line in enumerate(lines):
-            try:
-                rec = json.loads(line)
-                if not line.endswith("\n"):
-                    raise ValueError("unterminated")
-            except ValueError:
-                if i != len(lines) - 1:
-                    raise XorRosettaError(f"{str(self.runs_path)!r}: line {i + 1} is not JSON; the file was changed "
-                                          f"by something other than a sweep") from None
-                continue
-            good.append(line)
+            rec = read_record(line, f"{self.runs_path}: line {i + 1}")
             self.done[key(rec)] = rec
-        if len(good) != len(lines):
-            atomic_write_text(self.runs_path, "".join(good))
+        if cut:
+            atomic_write_bytes(self.runs_path, data[:len(data) - len(cut)])
 
     def add(self, rec: dict) -> bool:
         """Append a run's record (once per key); False if it was there already."""
@@ -109,6 +156,14 @@ class Store:
             self.file.close()
 
 
+def _shown(value) -> str:
+    try:
+        text = json.dumps(value)
+    except (ValueError, RecursionError):
+        return "unreadable"
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
 class Progress:
     """tqdm on stderr (with an ETA) when it is a terminal and not --quiet; counts finished runs."""
 
@@ -125,11 +180,6 @@ class Progress:
     def update(self, n: int = 1) -> None:
         if self.bar is not None:
             self.bar.update(n)
-
-    def finish(self, seconds: float) -> None:
-        """Add this invocation's wall time to the sweep's (sweep.json keeps the total over resumed runs)."""
-        self.header["wall_seconds"] = round(self.header.get("wall_seconds", 0.0) + seconds, 2)
-        atomic_write_json(self.header_path, self.header)
 
     def close(self) -> None:
         if self.bar is not None:

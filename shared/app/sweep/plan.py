@@ -68,7 +68,26 @@ def parse_seeds(text: str) -> range:
         raise XorRosettaError(f"--seeds takes N or A:B (integers), got {text!r}") from None
     if a < 0 or b <= a:
         raise XorRosettaError(f"--seeds {text!r} names no seeds: need 0 <= A < B")
+    from xor_rosetta.spec import MAX_SEED
+    if b - 1 > MAX_SEED:
+        raise XorRosettaError(f"--seeds {text!r} goes up to seed {b - 1:,}; init seeds are at most {MAX_SEED:,} "
+                              f"(2**32 - 1, NumPy's seed range)")
     return range(a, b)
+
+
+RUN_BYTES = 4096  # memory a run takes in the sweep's process: its record in Store.done, its share of the plan and its
+# place in the report's list (measured: 2.5 KB a run with tracemalloc, 20,000 records; rounded up for the report)
+
+
+def check_memory(runs: int, seeds: str) -> None:
+    """A one-line error, before anything is planned, when a sweep's records would not fit in the memory available."""
+    from xor_rosetta.app.common.resources import _size, available_memory
+    from xor_rosetta.errors import XorRosettaError
+    need, have = runs * RUN_BYTES, available_memory()  # the frameworks load in the workers, not in this process
+    if have is not None and need > have:
+        raise XorRosettaError(f"--seeds {seeds}: {runs:,} runs would hold about {_size(need)} of memory for their "
+                              f"records (~{RUN_BYTES:,} bytes each), but {_size(have)} is available; sweep fewer "
+                              f"seeds at a time (--seeds A:B)")
 
 
 def key(record: dict) -> tuple:
@@ -150,8 +169,8 @@ def _run_one_at_a_time(task: Task, spec: Spec, threshold: float):
     for n in task.impls:
         try:
             classes[n] = registry.load(n)
-        except registry.UnavailableError as e:
-            missing[n] = str(e)
+        except registry.UnavailableError as e:  # installed (checked before the sweep) but it does not load here
+            missing[n] = "could not load: " + str(e).split(" is unavailable: ", 1)[-1]
     families = {n: native.family(c) for n, c in classes.items()}
     ks = checkpoints_for(spec.steps)
     for seed in task.seeds:
@@ -234,7 +253,7 @@ def _run_batched(task: Task, spec: Spec, threshold: float):
             for seed in task.seeds:
                 for variant in task.variants:
                     yield _emit({"kind": "run", "seed": seed, "variant": variant, "impl": n, **_failed(
-                        f"unavailable: {e}")})
+                        f"could not load: {e}")})
             continue
         fam = {"torch": "torch", "jax": "flax"}.get(BATCHED[n][0])
         for variant in task.variants:

@@ -15,11 +15,12 @@ from xor_rosetta.interface import Conventions
 from xor_rosetta.spec import Spec
 from xor_rosetta.tolerance import AGREES, DISAGREES, ILL, NOISE
 from xor_rosetta.app.common.config import dump_toml
-from xor_rosetta.app.common.files import atomic_write_json, atomic_write_text
+from xor_rosetta.app.common.files import FileSet, atomic_write_text
 from xor_rosetta.app.sweep.plan import BATCHED, CANONICAL, NATIVE, NATIVE_EPS, NATIVE_INIT, VARIANTS, batched_group
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 PLOTS = {"steps": "steps_histogram.png", "basin": "basin.png"}
+FAMILY = ("report.json", "report.md", "basin.npz", *PLOTS.values())  # the files of one report (write)
 AGREEMENT = {AGREES: "agrees", NOISE: "rounding noise", ILL: "ill-conditioned", DISAGREES: "DISAGREES"}
 
 
@@ -31,6 +32,12 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def unavailable(error: str) -> bool:
+    """A record of a run left undone because its framework was not installed (written by earlier versions; a sweep
+    now leaves such an implementation out before it starts, and one that fails to load in its worker fails)."""
+    return error.startswith("unavailable: ") or (error.startswith("implementation ") and " is unavailable: " in error)
 
 
 def _rate(records: list[dict]) -> dict:
@@ -46,8 +53,8 @@ def _rate(records: list[dict]) -> dict:
     return {"runs": n, "converged": k, "rate": k / n if n else None, "wilson95": [lo, hi] if n else None,
             "all_correct": correct, "all_correct_wilson95": list(wilson(correct, n)) if n else None,
             "diverged": sum(r["diverged_at"] is not None for r in judged),
-            "errors": sum(r["error"] is not None and "unavailable" not in r["error"] for r in records),
-            "unavailable": sum(r["error"] is not None and "unavailable" in r["error"] for r in records),
+            "errors": sum(r["error"] is not None and not unavailable(r["error"]) for r in records),
+            "unavailable": sum(r["error"] is not None and unavailable(r["error"]) for r in records),
             "median_steps": float(np.median(steps)) if steps else None, "agreement": dict(agreement),
             "seconds_per_run": float(np.mean(secs)) if secs else None}
 
@@ -106,7 +113,7 @@ def _findings(header: dict, records: list[dict], out: Path, spec: Spec) -> list[
             found.append({"kind": "DISAGREES with the reference", "variant": r["variant"], "seed": r["seed"],
                           "impl": r["impl"], "explanation": r["explanation"],
                           "replay": replay(header, spec, out, r["variant"], r["seed"], [r["impl"]], r)})
-        elif r["error"] is not None and "unavailable" not in r["error"]:
+        elif r["error"] is not None and not unavailable(r["error"]):
             found.append({"kind": "error", "variant": r["variant"], "seed": r["seed"], "impl": r["impl"],
                           "error": r["error"],
                           "replay": replay(header, spec, out, r["variant"], r["seed"], [r["impl"]], r)})
@@ -221,6 +228,9 @@ def markdown(report: dict, plots: list[str]) -> str:
     lines += ["", "Agreement: each run judged against the NumPy reference in its own conventions by the tolerance "
               "policy (xor_rosetta.tolerance); \"not judged\" rows are batched paths, checked against one-at-a-time "
               "runs by tests/test_vectorised.py and seed by seed below."]
+    if h.get("unavailable"):
+        left = "; ".join(f"{n} ({why})" for n, why in h["unavailable"].items())
+        lines += ["", f"Left out, not available here: {left}"]
     if "native_defaults" in report:
         vs = [v for v in (NATIVE_INIT, NATIVE_EPS, NATIVE) if v in h["variants"]]
         lines += ["", "## Each framework's own defaults", "",
@@ -276,29 +286,36 @@ def markdown(report: dict, plots: list[str]) -> str:
 
 # ------------------------------------------------------------------------------------------------------- plots
 
-def write(out: Path, report: dict, records: list[dict], basin: dict | None) -> list[str]:
-    plots = []
+def write(out: Path, report: dict, records: list[dict], basin: dict | None, extra: dict | None = None) -> list[str]:
+    """report.json, report.md, the plots and `extra` ({name: bytes}: the basin cache) as one set
+    (`files.FileSet`): all replaced together, and a file of the family that this report does not produce (a
+    basin.png after --basin-grid 0) removed in the same step."""
+    plots = {}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             plots = write_plots(out, report, records, basin)
     except ImportError:
         report["plots_skipped"] = "matplotlib is not installed: pip install -c constraints.txt -e '.[plots]'"
-    report["plots"] = plots
-    atomic_write_json(out / "report.json", report)
-    atomic_write_text(out / "report.md", markdown(report, plots))
-    return plots
+    report["plots"] = list(plots)
+    with FileSet(out, family=FAMILY) as files:
+        files.write("report.json", report)
+        files.write("report.md", markdown(report, list(plots)))
+        for name, data in {**plots, **(extra or {})}.items():
+            files.write(name, data)
+    return list(plots)
 
 
-def write_plots(out: Path, report: dict, records: list[dict], basin: dict | None) -> list[str]:
+def write_plots(out: Path, report: dict, records: list[dict], basin: dict | None) -> dict[str, bytes]:
+    """The report's PNGs, {file name: bytes}, not yet written."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from xor_rosetta.app.run.report import _save
+    from xor_rosetta.app.run.report import _png
     h = report["sweep"]
     variants = [v for v in h["variants"] if any(r["variant"] == v and r["converged"] and r["steps_to_threshold"]
                                                 for r in records)]
-    plots = []
+    plots = {}
     if variants:
         fig, axes = plt.subplots(1, len(variants), figsize=(5.5 * len(variants), 3.8), squeeze=False)
         n_impls = len(h["impls"])
@@ -315,8 +332,7 @@ def write_plots(out: Path, report: dict, records: list[dict], basin: dict | None
             ax.set(title=v, xlabel=f"steps to loss < {h['threshold']:g}", ylabel="runs", xscale="log")
             ax.legend(fontsize=8)
         fig.suptitle(f"{h['name']}: steps to converge (converged runs)")
-        _save(fig, out / PLOTS["steps"])
-        plots.append(PLOTS["steps"])
+        plots[PLOTS["steps"]] = _png(fig)
     if basin is not None:
         fig, ax = plt.subplots(figsize=(6.2, 5.2))
         vals, steps = basin["values"], basin["steps"].astype(float)
@@ -329,6 +345,5 @@ def write_plots(out: Path, report: dict, records: list[dict], basin: dict | None
         ax.plot(*basin["base"], marker="x", color="red", markersize=9, mew=2)
         ax.set(xlabel=basin["weights"][0], ylabel=basin["weights"][1],
                title=f"{h['name']}: basin (white: not converged, grey: diverged)")
-        _save(fig, out / PLOTS["basin"])
-        plots.append(PLOTS["basin"])
+        plots[PLOTS["basin"]] = _png(fig)
     return plots

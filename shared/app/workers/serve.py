@@ -11,7 +11,7 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-from xor_rosetta.app.workers.wire import Method, Ref, RemoteError, _SAFE_MODULES
+from xor_rosetta.app.workers.wire import Method, Ref, plain_exception
 
 _current: tuple[Connection, int] | None = None  # in a worker: (connection to the parent, id of the running task)
 
@@ -95,23 +95,22 @@ def serve(inbox: Connection, outbox: Connection) -> None:
             reply = ("done", task, value, time.perf_counter() - start, rss_mb())
             blob = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException as e:  # noqa: BLE001 - reported to the parent, who decides
-            reply = ("fail", task, _pickle_exception(e), traceback.format_exc(), time.perf_counter() - start,
-                     rss_mb())
+            reply = ("fail", task, _pickle_exception(e), short_traceback(), time.perf_counter() - start, rss_mb())
             blob = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
         _current = None
         outbox.send_bytes(blob)
 
 
+def short_traceback(limit: int = 4000) -> str:
+    """The current exception's traceback as text, its last `limit` characters (where it was raised)."""
+    try:
+        text = traceback.format_exc()
+    except Exception:  # noqa: BLE001 - an exception whose __str__ fails, say
+        return ""
+    return text if len(text) <= limit else "...\n" + text[-limit:]
+
+
 def _pickle_exception(e: BaseException) -> bytes:
-    mod = type(e).__module__.split(".")[0]
-    if mod in _SAFE_MODULES:
-        try:
-            blob = pickle.dumps(e)
-            pickle.loads(blob)
-            return blob
-        except Exception:  # noqa: BLE001
-            pass
-    first = str(e).splitlines()[0] if str(e) else ""
-    return pickle.dumps(RemoteError(type(e).__name__, first))
-
-
+    """The exception as plain data (wire.plain_exception), pickled: only strings, numbers and None, whatever a
+    library installed here does to the pickling of exceptions (tblib's pickling_support, say)."""
+    return pickle.dumps(plain_exception(e), protocol=pickle.HIGHEST_PROTOCOL)
