@@ -1,6 +1,7 @@
 """Each row of the README's "Where frameworks differ" table: the difference exists, and its setting removes it."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from conftest import load_or_skip
@@ -69,13 +70,13 @@ def test_keras_dtype_policy_is_fixed_at_first_use():
 
 
 def test_float32_drift():
-    row = d.float32_drift()
-    assert row.differs_by > 1e-6 and row.with_setting <= F32.params
+    row = d.float32_drift()  # more than one float32 rounding of the params (|param| < 2), whatever the CPU's kernels
+    assert row.differs_by > 2 * np.finfo(np.float32).eps and row.with_setting <= F32.params
 
 
 def test_tf_float32_tanh_is_approximate():
-    row = d.tf_float32_tanh()
-    assert row.differs_by > 1e-7 and row.with_setting <= F64.forward
+    row = d.tf_float32_tanh()  # more than a correctly rounded float32 tanh may be off (half an ulp of 1)
+    assert row.differs_by > np.finfo(np.float32).eps / 2 and row.with_setting <= F64.forward
 
 
 def test_optax_adam_multiplies_by_the_reciprocal():
@@ -97,8 +98,8 @@ def test_keras_bce_differs_by_backend():
 
 
 @pytest.mark.slow  # two Keras processes patched: ~11 s; the difference itself is asserted by default in
-# tests/test_equivalence.py and tests/test_keras_backends.py
+# tests/test_keras_backends.py
 def test_keras_float64_is_float32_on_jax_and_torch_and_only_a_private_patch_removes_it():
     load_or_skip("keras-jax"), load_or_skip("keras-torch")
     row = d.keras_float32_inside()
-    assert 1e-9 < row.differs_by < 1e-6 and row.with_setting <= F64.forward
+    assert F64.forward < row.differs_by <= F32.forward and row.with_setting <= F64.forward
