@@ -101,9 +101,22 @@ def _detection(b: Battery, cid: str, op: str, key: str, parts, upto: int | None 
             detail += f"; it declares {declared!r}, which disagrees"
         return result_from(cid, [outcomes[form]], detail, {"form": form, "consistent": consistent})
     declared = b.detected[op]["declared"]
-    closest = min(outcomes, key=lambda f: (outcomes[f][1].ratio, f != declared))  # a tie goes to the declared form
+    closest = min(outcomes, key=lambda f: _distance(outcomes[f][1]) + (f != declared,))  # a tie: the declared form
     return result_from(cid, [outcomes[closest]], f"{op} form: none of {', '.join(FORMS[op])} (closest: {closest})",
                        {"form": None, "closest": closest})
+
+
+_REACHED = {"error": -1, "construction": 0, "forward": 1, "loss": 2, "gradient": 3, "update": 4}
+
+
+def _distance(o) -> tuple:
+    """How far a disagreeing outcome is from agreeing, comparing like with like: the later its first failure (part,
+    then step; at a step, a failing loss comes before the update), the closer; the ratio |Δ| / tolerance only
+    breaks ties between failures of the same measure."""
+    w = o.where
+    if w is None:
+        return (-5, 0, 0, o.ratio)
+    return (-_REACHED.get(w.part, -1), -w.step, int(w.loss), o.ratio)
 
 
 def check_minibatch_order(b: Battery) -> CheckResult:

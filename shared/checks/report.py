@@ -63,18 +63,24 @@ class Report:
                 "checks": [r.id for r in self.known]}
 
     def convention_line(self) -> str:
-        parts = []
+        """The forms detected, on one line; "" when every detection met an error (nothing computed to detect)."""
+        parts, errors = [], 0
         for op in ("adam", "momentum", "bce"):
             d = self.conventions.get(op)
             if d is None:
                 continue
             others = [f for f in d["consistent"] if f != d["form"]]
             check = next((r for r in self.results if r.id == DETECTORS[op]), None)
+            if d["form"] is None and check is not None and check.where is not None and check.where.part == "error":
+                errors += 1  # nothing was computed to detect a form from
+                continue
             if d["form"] is None and check is not None and check.known is not None:
                 parts.append(f"{op} not told apart, under the known difference (closest: {check.data.get('closest')})")
                 continue
             parts.append(f"{op} {d['form'] or 'none of ' + '/'.join(FORMS[op])}" +
                          (f" (also consistent: {', '.join(others)})" if others else ""))
+        if not parts and errors:
+            return ""
         return "conventions detected: " + ("; ".join(parts) if parts else "none tested")
 
     def lines(self) -> list[str]:
@@ -87,7 +93,7 @@ class Report:
             allowed = "" if r.allowed is None else f"{r.allowed:.2g}"
             result = "known" if r.known is not None else r.status.upper() if r.status == FAIL else r.status
             out.append(f"{r.id:<{w}}  {result:<6}  {measured:>9}  {allowed:>9}  {self.verdict_text(r)}")
-        out += ["", self.convention_line()] + self.known_lines()
+        out += [""] + [line for line in (self.convention_line(),) if line] + self.known_lines()
         if self.diagnosis is not None:
             out += self.diagnosis.lines()
         out.append(self.summary())
@@ -115,7 +121,8 @@ class Report:
             status = "fail (known difference)" if r.known is not None else r.status
             out.append(f"| {r.id} | {describe(r.id)} | {status} | {'' if r.diff is None else f'{r.diff:.2g}'} | "
                        f"{'' if r.allowed is None else f'{r.allowed:.2g}'} | {text} |")
-        out += ["", self.convention_line()]
+        if self.convention_line():
+            out += ["", self.convention_line()]
         if self.known:
             out += ["", "## Known difference", ""] + [f"- {line}" for line in self.known_lines()]
         if self.diagnosis is not None:
