@@ -99,7 +99,8 @@ class Battery:
         else:
             form = None
         self.detected[op] = {"form": form, "consistent": consistent, "declared": declared,
-                             "verdicts": {f: t[1].words for f, t in outcomes.items()}}
+                             "verdicts": {f: t[1].words for f, t in outcomes.items()},
+                             "error": all(t[1].error is not None for t in outcomes.values())}  # nothing to detect from
         return form, consistent, outcomes
 
     # running checks

@@ -327,6 +327,9 @@ class Diagnosis:
     def lines(self) -> list[str]:
         at = f": {self.where.words()}" if self.where else ""
         out = [f"{self.label}: {self.check}{at}: {self.verdict}"]
+        if not self.causes and self.where is not None and self.where.part == "error":
+            out.append("likely cause: not diagnosed: a call into the implementation failed (its error is above)")
+            return out
         if not self.causes:
             out.append(f"likely cause: none of the {len(CATALOGUE)} in the catalogue explains it "
                        f"({self.tried} hypotheses tested)")

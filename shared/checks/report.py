@@ -71,8 +71,8 @@ class Report:
                 continue
             others = [f for f in d["consistent"] if f != d["form"]]
             check = next((r for r in self.results if r.id == DETECTORS[op]), None)
-            if d["form"] is None and check is not None and check.where is not None and check.where.part == "error":
-                errors += 1  # nothing was computed to detect a form from
+            if d["form"] is None and d.get("error"):
+                errors += 1  # every call it would detect a form from failed: nothing was computed
                 continue
             if d["form"] is None and check is not None and check.known is not None:
                 parts.append(f"{op} not told apart, under the known difference (closest: {check.data.get('closest')})")

@@ -5,6 +5,7 @@ import re
 
 from ...errors import XorRosettaError
 from ..cli import EXIT_FAIL, EXIT_OK, writable_dir
+from ..workers.pool import _positive
 
 NAME, HELP = "verify", "check one implementation (yours too) against the reference, check by check, and say why it fails"
 
@@ -21,23 +22,38 @@ def add_arguments(sp) -> None:
     sp.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failing check (not at one that "
                     "fails by the implementation's declared known difference in this dtype)")
     sp.add_argument("--out", metavar="DIR", help="where report.md and report.json go (default runs/verify-NAME)")
+    sp.add_argument("--timeout", type=_positive(float), metavar="SECONDS", help="a check whose calls into the target "
+                    "run longer than this fails with the reason (its worker is stopped); default: no limit")
+    sp.add_argument("--total-timeout", type=_positive(float), metavar="SECONDS", help="the same for the calls of the "
+                    "whole battery: past it, every call left fails at once; default: no limit")
 
 
 def run(a) -> int:
+    from xor_rosetta.app.workers.pool import Workers
+    with Workers() as workers:
+        return _run(a, workers)
+
+
+def _run(a, workers) -> int:
+    from xor_rosetta import registry
     from xor_rosetta.app.common.files import json_text, write_set
     from xor_rosetta.app.common.progress import Progress
+    from xor_rosetta.app.workers.contain import Clock, contained_subject
     from xor_rosetta.app.workers.remote import load_anywhere
     from xor_rosetta.checks import CHECKS, Battery, set_loader, subject_for, verify
     set_loader(load_anywhere)
 
     if (a.target is None) == (a.cmd is None):
         raise XorRosettaError("verify needs TARGET or --cmd COMMAND (one of them)")
+    clock = Clock(a.timeout, a.total_timeout)
     if a.cmd is not None:
         from xor_rosetta.app.workers.protocol import command_class
         target = subject_for(command_class(a.cmd), name=None)
         target.source = f"command {a.cmd}"
+    elif registry.get_entry(a.target).process_key.startswith("in-process:"):
+        target = a.target  # a class registered in this process only runs here
     else:
-        target = a.target
+        target = contained_subject(a.target, workers, clock)  # a Python target runs in a worker of its own
     ids = None
     if a.checks is not None:
         ids = [c.strip() for c in a.checks.split(",") if c.strip()]
@@ -49,8 +65,13 @@ def run(a) -> int:
     if a.out:
         writable_dir(a.out)  # an output folder it cannot write fails now, not after the battery
     battery = Battery(target, a.dtype, "quick" if a.quick else "full")  # bad input fails here, before any work
+
+    def progress(c, i):
+        clock.start_check()
+        bar.update(c, i)
+
     with Progress(len(ids or CHECKS), enabled=not a.quiet) as bar:
-        report = verify(battery, ids=ids, exitfirst=a.exitfirst, progress=lambda c, i: bar.update(c, i))
+        report = verify(battery, ids=ids, exitfirst=a.exitfirst, progress=progress)
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", report.subject.name).strip("-") or "implementation"
     out = writable_dir(a.out or f"runs/verify-{safe}")
     write_set(out, {"report.json": report.to_dict(), "report.md": report.markdown()})  # one set
