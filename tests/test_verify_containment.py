@@ -4,7 +4,11 @@ the end of verify; it cannot change the spec the reference reads, and what it re
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +92,14 @@ def test_complex_outputs_fail():
 def test_live_buffers_are_copied_when_returned():
     r = verify(unruly.LiveParams, level="quick", ids=["construction", "update_sgd"])
     assert r.passed, "\n".join(r.lines())
+
+
+def test_no_files_outside_out(tmp_path):
+    """random_specs draws with Hypothesis, which caches the constants of the code it runs under .hypothesis/ in
+    the working directory unless told otherwise: in a fresh process, nothing may appear there but --out."""
+    target = str(Path(__file__).resolve().parent / "mutants" / "numpy_mutants.py") + ":NumpyMLP"
+    done = subprocess.run([sys.executable, "-m", "xor_rosetta.app.cli", "verify", target, "--checks",
+                           "random_specs", "--out", "out", "--quiet"], cwd=tmp_path, capture_output=True, text=True,
+                          env={k: v for k, v in os.environ.items() if k != "HYPOTHESIS_STORAGE_DIRECTORY"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -2,6 +2,9 @@
 supports, each run judged against the reference with its own rounding floor (the property tests' method)."""
 from __future__ import annotations
 
+import tempfile
+from contextlib import contextmanager
+
 import numpy as np
 
 from xor_rosetta.params import shapes
@@ -58,6 +61,20 @@ class _Found(Exception):
     pass
 
 
+@contextmanager
+def _storage_elsewhere():
+    """Hypothesis' files (its database is off; its cache of the constants in the code it runs is not) in a
+    temporary folder, removed after, instead of .hypothesis/ in the working directory; its own setting restored."""
+    from hypothesis import configuration
+    before = vars(configuration).get("__hypothesis_home_directory")
+    with tempfile.TemporaryDirectory(prefix="xor-rosetta-hypothesis-") as tmp:
+        configuration.set_hypothesis_home_dir(tmp)
+        try:
+            yield
+        finally:
+            configuration.set_hypothesis_home_dir(before)
+
+
 def run_random(b, examples: int, steps: int) -> CheckResult:
     try:
         from hypothesis import HealthCheck, Phase, given, settings
@@ -93,7 +110,8 @@ def run_random(b, examples: int, steps: int) -> CheckResult:
             closest[:] = [outcome]
 
     try:
-        run()
+        with _storage_elsewhere():
+            run()
     except _Found:
         pass
     except Exception:
