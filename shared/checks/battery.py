@@ -100,7 +100,8 @@ class Battery:
             form = None
         self.detected[op] = {"form": form, "consistent": consistent, "declared": declared,
                              "verdicts": {f: t[1].words for f, t in outcomes.items()},
-                             "error": all(t[1].error is not None for t in outcomes.values())}  # nothing to detect from
+                             "error": all(t[1].error is not None for t in outcomes.values()),  # nothing to detect from
+                             "contradicts": form is not None and declared is not None and declared not in consistent}
         return form, consistent, outcomes
 
     # running checks

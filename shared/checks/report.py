@@ -77,7 +77,9 @@ class Report:
             if d["form"] is None and check is not None and check.known is not None:
                 parts.append(f"{op} not told apart, under the known difference (closest: {check.data.get('closest')})")
                 continue
+            contradicts = d["form"] is not None and d.get("declared") and d["declared"] not in d["consistent"]
             parts.append(f"{op} {d['form'] or 'none of ' + '/'.join(FORMS[op])}" +
+                         (f", CONTRADICTING its declared {d['declared']}" if contradicts else "") +
                          (f" (also consistent: {', '.join(others)})" if others else ""))
         if not parts and errors:
             return ""

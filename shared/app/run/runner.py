@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from xor_rosetta import registry
+from xor_rosetta.app.run import forms
 from xor_rosetta.app.workers.pool import Pool
 from xor_rosetta.app.workers.serve import note, rss_mb
 from xor_rosetta.app.run.costs import expected_seconds
@@ -55,6 +56,7 @@ class ImplRun:
     grid_outputs: np.ndarray | None = None  # (GRID*GRID,) after training, for the decision-boundary plot
     diverged: bool = False  # `error` was raised on NaN or infinite values (torch's BCELoss does): divergence
     known_difference: str | None = None  # the implementation's declared cause of disagreeing in this dtype
+    forms: dict | None = None  # op -> the form judged in, declared or detected (forms.forms_for)
 
 
 def train_impl(name: str, spec: Spec, params: Params, checkpoints: list[int], impl_spec: Spec | None = None,
@@ -69,8 +71,18 @@ def train_impl(name: str, spec: Spec, params: Params, checkpoints: list[int], im
     except registry.UnavailableError as e:
         run.error = str(e)
         return run
-    run.conventions = getattr(cls, "conventions", Conventions()).to_dict()  # a duck-typed plug-in may not say
     run.known_difference = getattr(cls, "known_differences", {}).get(spec.dtype)
+    try:  # its supports, then its forms: declared, or detected where it declares none (an outside one: both)
+        why = forms.unsupported(cls, spec)
+        if why is None:
+            conv, run.forms = forms.forms_for(cls, spec, detect_declared=not registry.get_entry(name).builtin)
+    except Exception as e:  # a malformed declaration: reported, as a failure of this implementation
+        run.error = f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        return run
+    if why is not None:
+        run.error = f"unsupported: {why}"
+        return run
+    run.conventions = conv.to_dict()
     note({"conventions": run.conventions})  # in a worker: the parent starts on this reference run meanwhile
     x, y = xor_data(spec.dtype)
     model = None
@@ -110,8 +122,12 @@ def _nonfinite(model, x) -> bool:
 
 
 def train_alone(name: str, spec: Spec, params: Params) -> dict:
-    """`xor-rosetta train`'s run (in a worker): the history, the final params and loss, the wall time of train()."""
+    """`xor-rosetta train`'s run (in a worker): the history, the final params and loss, the wall time of train();
+    or {"unsupported": why} where the class's `supports` rules `spec` out."""
     cls = registry.load(name)
+    why = forms.unsupported(cls, spec)
+    if why is not None:
+        return {"unsupported": why}
     x, y = xor_data(spec.dtype)
     with np.errstate(all="ignore"):  # a diverging run is reported as such
         model = cls(spec, params)
