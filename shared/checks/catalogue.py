@@ -31,7 +31,10 @@ def _probes(b: Battery, parts, cid: str, keys=("probe-n", "probe-k")) -> CheckRe
         if why:
             skipped.append(f"{key}: {why}")
             continue
-        outcomes.append(b.against(s, parts))
+        try:
+            outcomes.append(b.against(s, parts))
+        except SkipCheck as declined:  # its constructor declined this script's spec
+            skipped.append(f"{key}: {str(declined).removeprefix('unsupported: ')}")
     if not outcomes:
         raise SkipCheck("unsupported: " + "; ".join(skipped))
     return result_from(cid, outcomes, "; ".join(f"not run: {w}" for w in skipped))
@@ -141,19 +144,23 @@ def check_determinism(b: Battery) -> CheckResult:
 def check_continuation(b: Battery) -> CheckResult:
     """train() continues where it stopped: 3 steps then 5 give bit for bit what 8 give (momentum, batches of 3);
     1 then 2 what 3 give (Adam)."""
-    results = []
+    results, why = [], ""
     for key, split, what in (("momentum", "momentum-split", "train(3) then train(5)"),
                              ("probe-k", "adam-split", "Adam: train(1) then train(2)")):
         s = b.script(key)
         if b.subject.unsupported(s.spec) is None and (key == "momentum" or s.spec.optimizer.name == "adam"):
-            results.append(_identical_result("continuation", b, s, b.script(split), what))
+            try:
+                results.append(_identical_result("continuation", b, s, b.script(split), what))
+            except SkipCheck as declined:  # its constructor declined this script's spec
+                why = str(declined)
     if not results:
-        raise SkipCheck("unsupported: " + b.subject.unsupported(b.script("momentum").spec))
+        raise SkipCheck(why if why else "unsupported: " + b.subject.unsupported(b.script("momentum").spec))
     failed = [r for r in results if r.status == FAIL]
     if failed:
         return failed[0]
-    return CheckResult("continuation", PASS, "bit-identical", 0.0, 0.0, "; ".join(r.detail for r in results), None,
-                       results[0].script)
+    return CheckResult("continuation", PASS, "bit-identical", 0.0, 0.0, "; ".join(
+        [r.detail for r in results] + ([f"not run: {why.removeprefix('unsupported: ')}"] if why else [])), None,
+        results[0].script)
 
 
 def _identical(b, s, other) -> tuple | None:
@@ -209,7 +216,10 @@ def _preset_window(b, cid, n) -> CheckResult:
         if why:
             skipped.append(f"{key}: {why}")
             continue
-        outcomes.append(b.against(s, ("train",), upto=n))
+        try:
+            outcomes.append(b.against(s, ("train",), upto=n))
+        except SkipCheck as declined:  # its constructor declined this script's spec
+            skipped.append(f"{key}: {str(declined).removeprefix('unsupported: ')}")
     if not outcomes:
         raise SkipCheck("unsupported: " + "; ".join(skipped))
     return result_from(cid, outcomes, "; ".join(f"not run: {w}" for w in skipped))

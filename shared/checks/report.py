@@ -104,7 +104,7 @@ class Report:
     def to_dict(self) -> dict:
         return {"implementation": self.subject.name, "source": self.subject.source, "dtype": self.dtype,
                 "level": self.level, "passed": self.passed, "counts": self.counts(),
-                "supports": {k: list(v) for k, v in self.subject.supports.items()},
+                "supports": {k: list(v) if isinstance(v, tuple) else v for k, v in self.subject.supports.items()},
                 "declared_conventions": None if self.subject.declared is None else self.subject.declared.to_dict(),
                 "conventions": self.conventions,
                 "declared_known_differences": dict(self.subject.known_differences),

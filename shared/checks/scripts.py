@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from xor_rosetta.data import xor_data
+from xor_rosetta.errors import Unsupported
 from xor_rosetta.interface import History
 from xor_rosetta.params import Params, init_params, shapes
 from xor_rosetta.presets import get_preset
@@ -67,6 +68,7 @@ class Record:
     final_loss: float | None = None
     final_outputs: np.ndarray | None = None  # (4, 1) after the last train() call
     error: str | None = None  # what raised, and where
+    declined: str | None = None  # the constructor raised xor_rosetta.errors.Unsupported: its reason
     seconds: float = 0.0
 
     def history(self) -> History:
@@ -147,6 +149,11 @@ def run_script(factory, script: Script) -> Record:
                 phase = "loss() after training"
                 rec.final_loss = _as_float(model.loss(x(), y()), "loss()")
                 rec.final_outputs = _as_array(model.forward(x()), "forward()")
+    except Unsupported as e:  # the constructor declines the spec: not a failure (a method raising it is one)
+        if phase != "construction":
+            rec.error = f"{phase} raised Unsupported: {e}"
+        else:
+            rec.declined = str(e).splitlines()[0] if str(e) else "declined, without a reason"
     except SystemExit as e:  # sys.exit in the implementation: a failure of the script, never the end of verify
         rec.error = f"{phase} called sys.exit({e.code!r})"
     except Exception as e:  # the implementation under test may raise anything; it is reported, never re-raised

@@ -46,3 +46,38 @@ class ReluOnly(NumpyMLP):
     name = "relu-only"
     conventions = None
     supports = {"activations": ["relu"], "output_activations": ["linear", "sigmoid"]}
+
+
+class _Strict(NumpyMLP):
+    """Raises ValueError on a spec outside what it declares: verify must never give it one."""
+    conventions = None
+
+    def __init__(self, spec, params):
+        from xor_rosetta.checks.subject import subject_for
+        why = subject_for(type(self)).unsupported(spec)
+        if why is not None:
+            raise ValueError(f"given a spec it declares it does not support: {why}")
+        super().__init__(spec, params)
+
+
+class UniformOnly(_Strict):
+    supports = {"uniform_hidden_activations": True}
+
+
+class WideOnly(_Strict):
+    supports = {"min_width": 3}
+
+
+class ByOutput(_Strict):
+    supports = {"losses_by_output": {"linear": ["mse"], "sigmoid": ["bce"]}}
+
+
+class NoMomentum(NumpyMLP):
+    """Declines momentum in its constructor."""
+    conventions = None
+
+    def __init__(self, spec, params):
+        if spec.optimizer.momentum:
+            from xor_rosetta.errors import Unsupported
+            raise Unsupported("no momentum here")
+        super().__init__(spec, params)

@@ -20,6 +20,7 @@ from xor_rosetta.app.workers.serve import note, rss_mb
 from xor_rosetta.app.run.costs import expected_seconds
 from xor_rosetta.compare import DEFAULT_THRESHOLD, Judgement, accuracy, judge, max_abs_diff, max_rel_diff
 from xor_rosetta.data import xor_data
+from xor_rosetta.errors import Unsupported
 from xor_rosetta.interface import Conventions, History
 from xor_rosetta.params import Params, check_params
 from xor_rosetta.reference import Reference, rounding_floor
@@ -95,6 +96,8 @@ def train_impl(name: str, spec: Spec, params: Params, checkpoints: list[int], im
             run.outputs = np.asarray(model.forward(x), dtype=np.float64)
             if grid:
                 run.grid_outputs = grid_outputs(model, spec)
+    except Unsupported as e:  # its constructor declines the spec: listed, and not counted
+        run.error = f"unsupported: {str(e).splitlines()[0] if str(e) else 'declined, without a reason'}"
     except Exception as e:  # one implementation failing must not stop the others; it is reported and fails the run
         run.error = f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         run.diverged = _nonfinite(model, x)
@@ -130,7 +133,10 @@ def train_alone(name: str, spec: Spec, params: Params) -> dict:
         return {"unsupported": why}
     x, y = xor_data(spec.dtype)
     with np.errstate(all="ignore"):  # a diverging run is reported as such
-        model = cls(spec, params)
+        try:
+            model = cls(spec, params)
+        except Unsupported as e:  # its constructor declines the spec
+            return {"unsupported": str(e).splitlines()[0] if str(e) else "declined, without a reason"}
         start = time.perf_counter()
         hist = model.train(x, y)
         wall = time.perf_counter() - start
