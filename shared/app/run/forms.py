@@ -3,6 +3,7 @@ declares none, those the conformance kit's detection checks find (the same machi
 that contradicts the detection; and whether the implementation supports a spec at all."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 from xor_rosetta.interface import Conventions
@@ -33,14 +34,25 @@ def forms_for(cls, spec: Spec, detect_declared: bool = False) -> tuple[Conventio
     None, "contradicts": whether a declared form disagrees with the detection}. A class that declares conventions
     is judged in them; it is also detected when `detect_declared` (an outside implementation), so that a
     declaration that contradicts what it computes is reported."""
-    from xor_rosetta.checks import Battery
-    from xor_rosetta.checks.catalogue import DETECTORS
     from xor_rosetta.checks.subject import declared_conventions
     declared, ops = declared_conventions(cls), used_ops(spec)
     if declared is not None and not detect_declared:
         return declared, {op: {"form": getattr(declared, op), "source": "declared"} for op in ops}
+    key = (cls, spec.dtype, tuple(ops))  # the detection's scripts depend on these alone: a sweep detects once
+    if key not in _DETECTED:
+        _DETECTED[key] = _detect(cls, spec.dtype, ops, declared)
+    conv, forms = _DETECTED[key]
+    return conv, copy.deepcopy(forms)
+
+
+_DETECTED: dict[tuple, tuple[Conventions, dict]] = {}
+
+
+def _detect(cls, dtype: str, ops: list[str], declared: Conventions | None) -> tuple[Conventions, dict]:
+    from xor_rosetta.checks import Battery
+    from xor_rosetta.checks.catalogue import DETECTORS
     conv, forms = declared or Conventions(), {}
-    battery = Battery(cls, dtype=spec.dtype, level="quick") if ops else None
+    battery = Battery(cls, dtype=dtype, level="quick") if ops else None
     for op in ops:
         battery.run(DETECTORS[op])
         found = battery.detected.get(op, {}).get("form")
