@@ -300,12 +300,35 @@ def variants(spec, check: str) -> list[tuple[str, str, Bug]]:
     return out
 
 
-def pairs(spec, check: str) -> list[tuple[tuple[str, str], str, Bug]]:
-    """Two catalogued mistakes at once, where cheap: tried only when no single one explains a failure."""
+PAIR_STEPS = 3  # two mistakes at once are tried on scripts this short (the probes), where a run costs little
+
+
+def pairs(spec, check: str, steps: int) -> list[tuple[tuple[str, str], str, Bug]]:
+    """Two catalogued mistakes at once, where cheap: tried only when no single one explains a failure. Any two
+    variants of different causes that change different things (`_merge`), on a script of at most PAIR_STEPS
+    updates; in `continuation`, the optimizer state and the row window both restarting."""
     if check == "continuation":
         return [(("state-reset", "minibatch-order"), "optimizer state and minibatch window both started again by "
                  "each train() call", Bug(reset="optimizer+window"))]
-    return []
+    if steps > PAIR_STEPS:
+        return []
+    out = []
+    for (c1, l1, b1), (c2, l2, b2) in itertools.combinations(variants(spec, check), 2):
+        both = _merge(b1, b2) if c1 != c2 else None
+        if both is not None:
+            out.append(((c1, c2), f"{l1}, and {l2}", both))
+    return out
+
+
+def _merge(one: Bug, two: Bug) -> Bug | None:
+    """One Bug with both mistakes in it; None where they change the same thing."""
+    blank, merged = Bug(), {}
+    for f in dataclasses.fields(Bug):
+        a, b, none = getattr(one, f.name), getattr(two, f.name), getattr(blank, f.name)
+        if a != none and b != none:
+            return None
+        merged[f.name] = a if a != none else b
+    return Bug(**merged)
 
 
 # ---------------------------------------------------------------------------------------------------- diagnosis
@@ -331,8 +354,8 @@ class Diagnosis:
             out.append("likely cause: not diagnosed: a call into the implementation failed (its error is above)")
             return out
         if not self.causes:
-            out.append(f"likely cause: none of the {len(CATALOGUE)} in the catalogue explains it "
-                       f"({self.tried} hypotheses tested)")
+            out.append(f"likely cause: none of the {len(CATALOGUE)} in the catalogue explains it, alone or two "
+                       f"together ({self.tried} hypotheses tested)")
             return out
         cause, evidence = self.causes[0]
         if self.together:
@@ -420,8 +443,10 @@ def diagnose(b: Battery, res: CheckResult) -> Diagnosis:
             if not found and res.id != "continuation":  # float32-sized differences: only when nothing specific fits
                 hold("float32", _float32(b, upto, mine, conv, parts))
             if not found:
-                for cids, label, bug in pairs(script.spec, res.id):
+                for cids, label, bug in pairs(script.spec, res.id, upto.steps):
                     hold(cids, attempt(bug, label))
+                    if found:
+                        break  # the first pair that agrees, in catalogue order
     order = [c.id for c in CATALOGUE]
     singles = sorted((k for k in found if len(k) == 1), key=lambda k: order.index(k[0]))
     if singles:

@@ -308,6 +308,19 @@ class OptimizerAndWindowPerCall(NumpyMLP):
         return super().rows(step - self.first, b, n)
 
 
+class DampenedAndClimbing(NumpyMLP):
+    """Two mistakes at once: the velocity as a moving average, and the step added instead of subtracted."""
+    def make_optimizer(self):
+        opt = super().make_optimizer()
+        if isinstance(opt, SGD) and opt.mu:
+            def step(params, grads):
+                for p, g, v in zip(params, grads, opt.v):
+                    v[...] = opt.mu * v + (1 - opt.mu) * g
+                    p += opt.lr * v
+            opt.step = step
+        return opt
+
+
 class ShuffledRows(NumpyMLP):
     """Each batch's rows in a random order (unseeded): the sums round differently from run to run."""
     def rows(self, step, b, n):
@@ -334,4 +347,7 @@ MUTANTS = {  # mutant -> the cause verify must name (xor_rosetta.checks.diagnose
     OptimizerPerCall: "state-reset",
     ShuffledRows: "nondeterministic",
 }
-TOGETHER = {OptimizerAndWindowPerCall: ("state-reset", "minibatch-order")}  # two mistakes: both causes, together
+TOGETHER = {  # two mistakes: both causes, together
+    OptimizerAndWindowPerCall: ("state-reset", "minibatch-order"),
+    DampenedAndClimbing: ("momentum-dampened", "wrong-sign"),
+}
