@@ -15,3 +15,8 @@ class ParamsError(XorRosettaError, ValueError):
 
 class UnavailableError(XorRosettaError, ImportError):
     """An implementation's framework is not installed or cannot be imported."""
+
+
+class Unsupported(XorRosettaError):
+    """Raised by an implementation's constructor to decline a spec it does not support, with the reason: verify
+    skips what needs it, compare reports "unsupported: REASON", train rejects the spec."""

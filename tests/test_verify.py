@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mutants.numpy_mutants import MUTANTS, Float32Tanh, LrTwice, NumpyMLP, WrongSign
+from mutants.numpy_mutants import (MUTANTS, TOGETHER, AdamEpsInSqrt, BCEFromProbabilities, Float32Tanh, LrTwice,
+                                   NumpyMLP, WrongSign)
 from mutants.seed_listing import SeedListingMLP
 from xor_rosetta import registry
 from xor_rosetta.app.cli import main
@@ -31,6 +32,48 @@ def test_mutant_is_diagnosed(name):
     d = verify(cls, level="quick", exitfirst=True).diagnosis
     assert d is not None, f"{name} passed every check"
     assert [c.id for c, _ in d.causes] == [cause], "\n".join(d.lines())
+
+
+@pytest.mark.parametrize("cls", TOGETHER, ids=lambda c: c.__name__)
+def test_two_mistakes_together_are_diagnosed(cls):
+    """No single mistake explains it; the pair does, and the diagnosis names both, together."""
+    d = verify(cls, level="quick", exitfirst=True).diagnosis
+    assert d.together and tuple(c.id for c, _ in d.causes) == TOGETHER[cls], "\n".join(d.lines())
+    assert d.lines()[1].startswith("likely cause: two mistakes together: ")
+    assert d.to_dict()["together"] == list(TOGETHER[cls])
+
+
+def test_a_form_that_agrees_alone_is_no_evidence_for_a_mistake():
+    """BCE's loss from the probabilities, its gradient from the logits: the probs form agrees on the loss with no
+    mistake in it, so no update mistake may claim the failure; the closest form is the one that gets furthest
+    (the loss agrees, the gradients do not), not the smallest ratio of measures of different kinds."""
+    r = verify(BCEFromProbabilities, level="quick", ids=["loss_bce"])
+    assert r.results[0].data["closest"] == "probs"
+    assert [c.id for c, _ in r.diagnosis.causes] == ["mixed-forms"], "\n".join(r.diagnosis.lines())
+    assert "probs form of bce only" in r.diagnosis.causes[0][1] and "logits" in r.diagnosis.causes[0][1]
+
+
+def test_evidence_quotes_the_measure_that_failed():
+    """Adam's ε inside the root fails on the params after step 1: the evidence quotes those arrays there."""
+    d = verify(AdamEpsInSqrt, level="quick", ids=["update_adam"]).diagnosis
+    assert d.where.part == "update" and d.where.arrays
+    evidence = d.causes[0][1]
+    assert f"{', '.join(d.where.arrays)} after step {d.where.step} differ by " in evidence, evidence
+    assert "loss" not in evidence
+
+
+def test_no_conventions_line_when_construction_raises(tmp_path, capsys):
+    class Raises(NumpyMLP):
+        conventions = None
+
+        def __init__(self, spec, params):
+            raise RuntimeError("no")
+
+    r = verify(Raises, level="quick", ids=["update_adam", "update_momentum", "loss_bce"])
+    assert not r.passed and r.diagnosis is not None
+    text = "\n".join(r.lines())
+    assert "conventions detected" not in text and "conventions detected" not in r.markdown()
+    assert "construction raised RuntimeError: no" in text
 
 
 def test_seed_listing_first_failure_is_located():

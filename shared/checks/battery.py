@@ -47,8 +47,11 @@ class Battery:
         return self.scripts[key]
 
     def record(self, script: Script) -> Record:
+        """What the subject answered to `script` (run once); SkipCheck where its constructor declined the spec."""
         if script.key not in self.records:
             self.records[script.key] = run_script(self.subject.factory, script)
+        if self.records[script.key].declined is not None:
+            raise SkipCheck(f"unsupported: {self.records[script.key].declined} (its constructor declines)")
         return self.records[script.key]
 
     def reference(self, script: Script, conv: Conventions) -> Record:
@@ -103,7 +106,9 @@ class Battery:
         else:
             form = None
         self.detected[op] = {"form": form, "consistent": consistent, "declared": declared,
-                             "verdicts": {f: t[1].words for f, t in outcomes.items()}}
+                             "verdicts": {f: t[1].words for f, t in outcomes.items()},
+                             "error": all(t[1].error is not None for t in outcomes.values()),  # nothing to detect from
+                             "contradicts": form is not None and declared is not None and declared not in consistent}
         return form, consistent, outcomes
 
     # running checks
@@ -171,5 +176,13 @@ class Battery:
         batch = spec.batch_size
         if batch not in sup["batch_sizes"] and not (batch is None and 4 in sup["batch_sizes"]):
             batch = next((n for n in (None, 3, 1, 2) if n in sup["batch_sizes"]), None)
+        width = max(width, sup["min_width"])
+        if sup["uniform_hidden_activations"]:
+            hidden = hidden[:1] * depth
+        by_output = sup["losses_by_output"]
+        if by_output is not None and loss not in by_output.get(out, ()):  # an (output, loss) pair it computes
+            pairs = [(x, a) for a in ("linear", "sigmoid", "tanh", "relu") if a in sup["output_activations"]
+                     for x in by_output.get(a, ()) if x in sup["losses"] and (x == "mse" or a == "sigmoid")]
+            loss, out = next((p for p in pairs if p[0] == loss), pairs[0] if pairs else (loss, out))
         return spec.replace(layers=(2,) + (width,) * depth + (1,), activations=tuple(hidden) + (out,), loss=loss,
                             optimizer=o, batch_size=batch, dtype=self.dtype if spec.dtype == "float64" else spec.dtype)

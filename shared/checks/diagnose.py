@@ -18,8 +18,10 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from xor_rosetta.compare import max_abs
 from xor_rosetta.data import batch_rows, xor_data
 from xor_rosetta.interface import Conventions, History
+from xor_rosetta.params import Params
 from xor_rosetta.reference import Optimizer, Reference, activate_grad, forward, loss_and_dz
 from xor_rosetta.tolerance import AGREES, DISAGREES, classify, tolerance
 from xor_rosetta.reference import FORMS
@@ -67,6 +69,13 @@ CATALOGUE = [
           "the velocity is v = μv + (1 − μ)g (dampened, an exponential average) instead of v = μv + g"),
     Cause("wrong-sign", "the update climbs the gradient",
           "the update adds lr·g (or its Adam step) instead of subtracting it"),
+    Cause("gradient-sign", "a gradient with the wrong sign",
+          "the gradient of one parameter array, or of one layer's W and b, has its sign flipped (a − y written "
+          "y − a in one place, a minus lost in the chain rule)"),
+    Cause("mixed-forms", "the loss and its gradient in different forms",
+          "the loss value is computed in one form (e.g. BCE from the probabilities, as scikit-learn's MLPClassifier "
+          "does) and its gradient in another (e.g. from the logits, a − y): each agrees with a form the reference "
+          "models, no single form agrees with both"),
     Cause("float32", "float32 arithmetic inside a float64 run",
           "some of the computation runs in float32 (an array, a constant or a framework default): the differences "
           "have float32's size, about 1e-7 relative"),
@@ -98,7 +107,8 @@ class Bug:
     lr_twice: bool = False
     momentum: str = ""  # "lr-in-both" | "keras-v-torch-step" | "torch-v-keras-step" | "dampened"
     sign: bool = False
-    reset: str = ""  # "optimizer" | "window": started again by each train() call
+    negate: tuple[int, ...] = ()  # arrays (0: W0, 1: b0, 2: W1, ...) whose gradient has its sign flipped
+    reset: str = ""  # "optimizer" | "window" | "optimizer+window": started again by each train() call
 
 
 class BugOptimizer(Optimizer):
@@ -193,14 +203,15 @@ class Variant(Reference):
                 dz = (dz @ arrays[2 * i].T) * self._derivative(spec.activations[i - 1], zs[i - 1], acts[i])
         factor = {"m": m, "half": 0.5, "": 1}
         loss, grads = loss * factor[bug.scale[0]], [g * factor[bug.scale[1]] for g in grads]
+        grads = [-g if i in bug.negate else g for i, g in enumerate(grads)]
         return loss, [np.zeros_like(g) if i in self.frozen else g for i, g in enumerate(grads)]
 
     def train(self, x, y, steps=None, checkpoints=()):
         spec, want, bug = self.spec, set(checkpoints), self.bug
         steps = spec.steps if steps is None else steps
-        if self.calls and bug.reset == "optimizer":
+        if self.calls and "optimizer" in bug.reset:
             self.optimizer = BugOptimizer(spec.optimizer, self.conventions, self.arrays, bug)
-        if bug.reset == "window":
+        if "window" in bug.reset:
             self.window = 0
         self.calls += 1
         x, y = x.astype(spec.dtype), y.astype(spec.dtype)
@@ -256,10 +267,45 @@ def variants(spec, check: str) -> list[tuple[str, str, Bug]]:
     else:
         out.append(("lr-twice", "every step scaled by lr²", Bug(lr_twice=True)))
     out.append(("wrong-sign", "the step added instead of subtracted", Bug(sign=True)))
+    for i in range(depth):
+        out += [("gradient-sign", f"the gradient of W{i} negated", Bug(negate=(2 * i,))),
+                ("gradient-sign", f"the gradient of b{i} negated", Bug(negate=(2 * i + 1,))),
+                ("gradient-sign", f"the gradients of layer {i} (W{i}, b{i}) negated", Bug(negate=(2 * i, 2 * i + 1)))]
     if check == "continuation":
         out = [("state-reset", "optimizer state started again by each train() call", Bug(reset="optimizer")),
                ("minibatch-order", "the minibatch window started again by each train() call", Bug(reset="window"))]
     return out
+
+
+PAIR_STEPS = 3  # two mistakes at once are tried on scripts this short (the probes), where a run costs little
+
+
+def pairs(spec, check: str, steps: int) -> list[tuple[tuple[str, str], str, Bug]]:
+    """Two catalogued mistakes at once, where cheap: tried only when no single one explains a failure. Any two
+    variants of different causes that change different things (`_merge`), on a script of at most PAIR_STEPS
+    updates; in `continuation`, the optimizer state and the row window both restarting."""
+    if check == "continuation":
+        return [(("state-reset", "minibatch-order"), "optimizer state and minibatch window both started again by "
+                 "each train() call", Bug(reset="optimizer+window"))]
+    if steps > PAIR_STEPS:
+        return []
+    out = []
+    for (c1, l1, b1), (c2, l2, b2) in itertools.combinations(variants(spec, check), 2):
+        both = _merge(b1, b2) if c1 != c2 else None
+        if both is not None:
+            out.append(((c1, c2), f"{l1}, and {l2}", both))
+    return out
+
+
+def _merge(one: Bug, two: Bug) -> Bug | None:
+    """One Bug with both mistakes in it; None where they change the same thing."""
+    blank, merged = Bug(), {}
+    for f in dataclasses.fields(Bug):
+        a, b, none = getattr(one, f.name), getattr(two, f.name), getattr(blank, f.name)
+        if a != none and b != none:
+            return None
+        merged[f.name] = a if a != none else b
+    return Bug(**merged)
 
 
 # ---------------------------------------------------------------------------------------------------- diagnosis
@@ -272,6 +318,7 @@ class Diagnosis:
     causes: list[tuple[Cause, str]] = field(default_factory=list)  # (cause, evidence), most likely first
     tried: int = 0  # hypotheses tested
     label: str = "first failure"  # how lines() introduces the check
+    together: bool = False  # the causes are two mistakes at once (no single one explains the failure)
 
     @property
     def cause(self) -> Cause | None:
@@ -280,11 +327,19 @@ class Diagnosis:
     def lines(self) -> list[str]:
         at = f": {self.where.words()}" if self.where else ""
         out = [f"{self.label}: {self.check}{at}: {self.verdict}"]
+        if not self.causes and self.where is not None and self.where.part == "error":
+            out.append("likely cause: not diagnosed: a call into the implementation failed (its error is above)")
+            return out
         if not self.causes:
-            out.append(f"likely cause: none of the {len(CATALOGUE)} in the catalogue explains it "
-                       f"({self.tried} hypotheses tested)")
+            out.append(f"likely cause: none of the {len(CATALOGUE)} in the catalogue explains it, alone or two "
+                       f"together ({self.tried} hypotheses tested)")
             return out
         cause, evidence = self.causes[0]
+        if self.together:
+            out.append("likely cause: two mistakes together: " + "; and ".join(f"{c.title} -- {c.explanation}"
+                                                                              for c, _ in self.causes))
+            out.append(f"evidence: {evidence}")
+            return out
         out.append(f"likely cause: {cause.title} -- {cause.explanation}")
         out.append(f"evidence: {evidence}")
         for other, ev in self.causes[1:]:
@@ -298,22 +353,29 @@ class Diagnosis:
                 "cause": None if self.cause is None else {"id": self.cause.id, "title": self.cause.title,
                                                           "explanation": self.cause.explanation},
                 "evidence": self.causes[0][1] if self.causes else None,
-                "also_consistent": [c.id for c, _ in self.causes[1:]], "hypotheses_tested": self.tried}
+                "also_consistent": [] if self.together else [c.id for c, _ in self.causes[1:]],
+                "together": [c.id for c, _ in self.causes] if self.together else [], "hypotheses_tested": self.tried}
 
 
 def diagnose(b: Battery, res: CheckResult) -> Diagnosis:
-    """The likely cause of the failing check `res`."""
+    """The likely cause of the failing check `res`.
+
+    A mistake explains the failure when the reference with it agrees with the implementation in some form of the
+    operations, and the same form without it does not: a form that agrees by itself leaves nothing to explain (a
+    detection check that found no form tries every form, and one may agree on the failing part alone). Two
+    mistakes at once (`pairs`) are tried only when no single one explains it."""
     d = Diagnosis(res.id, res.where, res.verdict)
     if res.status != FAIL or res.script is None or (res.where and res.where.part == "error"):
         return d
     script = b.scripts[res.script]
     got = b.record(script)
-    found: dict[str, str] = {}
+    found: dict[tuple[str, ...], str] = {}
 
-    def hold(cid, evidence):
+    def hold(cids, evidence):
         d.tried += 1
-        if evidence and cid not in found:
-            found[cid] = evidence
+        cids = (cids,) if isinstance(cids, str) else tuple(cids)
+        if evidence and cids not in found:
+            found[cids] = evidence
 
     if res.id == "determinism":
         hold("nondeterministic", f"two runs of the same script from the same weights differ by {res.diff:.2g}, "
@@ -329,24 +391,91 @@ def diagnose(b: Battery, res: CheckResult) -> Diagnosis:
             if res.id == "continuation":  # the split run, against the reference split the same way
                 upto = b.scripts[res.data["pair"][1]]
                 got = b.record(upto)
+            mine = _cut(got, upto)
             convs = [conv]
             if res.data.get("form", "") is None:  # a detection check that found no form: try the mistakes in each
                 op = next(op for op, check in DETECTORS.items() if check == res.id)
                 convs += [dataclasses.replace(conv, **{op: f}) for f in FORMS[op] if f != getattr(conv, op)]
-            for cid, label, bug in variants(script.spec, res.id):
-                outcomes = []
+                hold("mixed-forms", _mixed(b, script, got, conv, op, res.parts))
+            # a form that agrees without any mistake already explains the failing part: no mistake is evidence there
+            convs = [c for c in convs if compare(b, upto, mine, b.reference(upto, c), c, parts).status == DISAGREES]
+
+            def attempt(bug, label):
+                tried = []
                 for c in convs:
                     want = run_script(lambda s, p: Variant(s, p, c, bug), upto)
-                    outcomes.append(compare(b, upto, _cut(got, upto), want, c, parts))
-                o = min(outcomes, key=lambda o: (o.status, o.ratio))
-                hold(cid, o.status < DISAGREES and f"the reference with {label} agrees with it: {o.words}")
+                    tried.append((compare(b, upto, mine, want, c, parts), want))
+                if not tried:
+                    return None
+                o, want = min(tried, key=lambda t: (t[0].status, t[0].ratio))
+                if o.status == DISAGREES:
+                    return None
+                return f"the reference with {label} agrees with it: " + \
+                    (_quote(res.where, mine, want, upto.spec.dtype) or o.words)
+
+            for cid, label, bug in variants(script.spec, res.id):
+                hold(cid, attempt(bug, label))
             if script.spec.batch_size not in (None, 4) and "train" in parts and res.id != "continuation":
                 hold("minibatch-order", _rows(b, script, got, conv))
             if not found and res.id != "continuation":  # float32-sized differences: only when nothing specific fits
-                hold("float32", _float32(b, upto, _cut(got, upto), conv, parts))
+                hold("float32", _float32(b, upto, mine, conv, parts))
+            if not found:
+                for cids, label, bug in pairs(script.spec, res.id, upto.steps):
+                    hold(cids, attempt(bug, label))
+                    if found:
+                        break  # the first pair that agrees, in catalogue order
     order = [c.id for c in CATALOGUE]
-    d.causes = [(BY_ID[cid], found[cid]) for cid in sorted(found, key=order.index)]
+    singles = sorted((k for k in found if len(k) == 1), key=lambda k: order.index(k[0]))
+    if singles:
+        d.causes = [(BY_ID[k[0]], found[k]) for k in singles]
+    elif found:  # two mistakes together, and no single one
+        k = next(iter(found))
+        d.causes, d.together = [(BY_ID[cid], found[k]) for cid in k], True
     return d
+
+
+def _quote(where: Where | None, got: Record, want: Record, dtype: str) -> str | None:
+    """The measure that failed (`where`: the same part, step and arrays), between `got` and `want`, in words."""
+    tol = tolerance(dtype)
+
+    def arrays(a: Params, w: Params, which: list[str], rtol: float, what: str) -> str:
+        pick = [(x, y) for (n, x), (_, y) in zip(names(a), names(w)) if not which or n in which]
+        diff = max(float(np.max(np.abs(x - y), initial=0.0)) for x, y in pick)
+        return f"{what} differ by {diff:.2g} (allowed {rtol * max_abs(w):.2g})"
+
+    if where is None or got.error is not None or want.error is not None:
+        return None
+    named = ", ".join(where.arrays)
+    if where.part == "update" and where.step in got.checkpoints and where.step in want.checkpoints and where.arrays:
+        s = where.step
+        return arrays(got.checkpoints[s], want.checkpoints[s], where.arrays, tol.params, f"{named} after step {s}")
+    if where.part == "update" and 0 < where.step <= min(len(got.loss), len(want.loss)):
+        s = where.step
+        diff, scale = abs(got.loss[s - 1] - want.loss[s - 1]), float(np.max(np.abs(want.loss[:s])))
+        return f"the loss of step {s} differs by {diff:.2g} (allowed {tol.loss * scale:.2g})"
+    if where.part == "gradient" and got.grads is not None and want.grads is not None:
+        return arrays(got.grads, want.grads, where.arrays, tol.gradient,
+                      f"the gradients of {named}" if named else "the gradients")
+    if where.part == "forward" and got.outputs is not None and want.outputs is not None:
+        diff = float(np.max(np.abs(got.outputs - want.outputs)))
+        return f"outputs differ by {diff:.2g} (allowed {tol.forward * float(np.max(np.abs(want.outputs))):.2g})"
+    if where.part == "loss" and got.loss0 is not None and want.loss0 is not None:
+        return f"the loss differs by {abs(got.loss0 - want.loss0):.2g} (allowed {tol.loss * abs(want.loss0):.2g})"
+    return None
+
+
+def _mixed(b: Battery, script: Script, got: Record, conv: Conventions, op: str, parts) -> str | None:
+    """The loss agrees with one form of `op` and the gradients with another, and no form with both."""
+    if not {"loss0", "gradients"} <= set(parts) or got.error is not None:
+        return None
+    fits = {}
+    for part in ("loss0", "gradients"):
+        fits[part] = [f for f in FORMS[op] if compare(b, script, got, b.reference(script, c := dataclasses.replace(
+            conv, **{op: f})), c, (part,)).status < DISAGREES]
+    if not all(fits.values()) or set(fits["loss0"]) & set(fits["gradients"]):
+        return None
+    return (f"its loss agrees with the {'/'.join(fits['loss0'])} form of {op} only, its gradients with the "
+            f"{'/'.join(fits['gradients'])} form only")
 
 
 def _cut(rec: Record, script: Script) -> Record:

@@ -2,6 +2,9 @@
 supports, each run judged against the reference with its own rounding floor (the property tests' method)."""
 from __future__ import annotations
 
+import tempfile
+from contextlib import contextmanager
+
 import numpy as np
 
 from xor_rosetta.params import shapes
@@ -14,22 +17,30 @@ PARTS = ("forward", "loss0", "gradients", "train")
 
 
 def strategy(supports: dict, dtype: str, steps: int):
-    """(spec, params): 1-3 hidden layers of width 1-8, activations, loss, optimizer, batch among `supports`."""
+    """(spec, params): 1-3 hidden layers of width 1-8 (or min_width), activations, loss and output, optimizer,
+    batch among `supports`."""
     from hypothesis import strategies as st
 
     acts = [a for a in ("tanh", "sigmoid", "relu", "linear") if a in supports["activations"]]
     outs = [a for a in ("tanh", "sigmoid", "relu", "linear") if a in supports["output_activations"]]
-    losses = [x for x in ("mse", "bce") if x in supports["losses"] and (x == "mse" and outs or "sigmoid" in outs)]
+    by_output = supports["losses_by_output"]
+    pairs = [(x, a) for x in ("mse", "bce") if x in supports["losses"] for a in outs if (x == "mse" or a == "sigmoid")
+             and (by_output is None or x in by_output.get(a, ()))]  # (loss, output activation)
+    losses = sorted({x for x, _ in pairs}, key=("mse", "bce").index)
+    narrow = supports["min_width"]
     kinds = [k for k in ("sgd", "momentum", "adam") if k in supports["optimizers"]]
     depths = [d for d in (1, 2, 3) if d in supports["hidden_layers"]]
     batches = list(supports["batch_sizes"])
 
     @st.composite
     def draw(d):
-        hidden = [d(st.integers(1, 8)) for _ in range(d(st.sampled_from(depths)))]
+        hidden = [d(st.integers(narrow, max(8, narrow))) for _ in range(d(st.sampled_from(depths)))]
         loss = d(st.sampled_from(losses))
         activations = [d(st.sampled_from(acts)) for _ in hidden]
-        activations.append("sigmoid" if loss == "bce" else d(st.sampled_from(outs)))
+        if supports["uniform_hidden_activations"]:
+            activations = activations[:1] * len(hidden)
+        outputs = [a for x, a in pairs if x == loss]
+        activations.append(outputs[0] if len(outputs) == 1 else d(st.sampled_from(outputs)))
         lr, kind = d(st.floats(1e-3, 1.0)), d(st.sampled_from(kinds))
         if kind == "adam":
             opt = Optimizer("adam", lr=lr, beta1=d(st.floats(0.5, 0.99)), beta2=d(st.floats(0.9, 0.9999)),
@@ -58,6 +69,20 @@ class _Found(Exception):
     pass
 
 
+@contextmanager
+def _storage_elsewhere():
+    """Hypothesis' files (its database is off; its cache of the constants in the code it runs is not) in a
+    temporary folder, removed after, instead of .hypothesis/ in the working directory; its own setting restored."""
+    from hypothesis import configuration
+    before = vars(configuration).get("__hypothesis_home_directory")
+    with tempfile.TemporaryDirectory(prefix="xor-rosetta-hypothesis-") as tmp:
+        configuration.set_hypothesis_home_dir(tmp)
+        try:
+            yield
+        finally:
+            configuration.set_hypothesis_home_dir(before)
+
+
 def run_random(b, examples: int, steps: int) -> CheckResult:
     try:
         from hypothesis import HealthCheck, Phase, given, settings
@@ -66,7 +91,7 @@ def run_random(b, examples: int, steps: int) -> CheckResult:
     draw = strategy(b.subject.supports, b.dtype, steps)
     if draw is None:
         raise SkipCheck("unsupported: its declared options leave nothing to draw")
-    counts = {"agree": 0, "within rounding noise": 0, "ill-conditioned": 0, "diverged": 0}
+    counts = {"agree": 0, "within rounding noise": 0, "ill-conditioned": 0, "diverged": 0, "declined": 0}
     found, closest = [], []
 
     @settings(max_examples=examples, derandomize=True, database=None, deadline=None, phases=[Phase.generate],
@@ -84,6 +109,9 @@ def run_random(b, examples: int, steps: int) -> CheckResult:
             return
         b.scripts[script.key] = script
         got = b.records[script.key] = run_script(b.subject.factory, script)
+        if got.declined is not None:  # its constructor declines this spec: set aside, as unsupported
+            counts["declined"] += 1
+            return
         outcome = compare(b, script, got, ref, conv, PARTS, b.policy(spec))
         if outcome.status == DISAGREES:
             found.append((script, outcome, conv))
@@ -93,7 +121,8 @@ def run_random(b, examples: int, steps: int) -> CheckResult:
             closest[:] = [outcome]
 
     try:
-        run()
+        with _storage_elsewhere():
+            run()
     except _Found:
         pass
     except Exception:

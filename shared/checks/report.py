@@ -58,14 +58,22 @@ class Report:
         return r.verdict + (f"; {r.detail}" if r.detail else "")
 
     def convention_line(self) -> str:
-        parts = []
+        """The forms detected, on one line; "" when every detection met an error (nothing computed to detect)."""
+        parts, errors = [], 0
         for op in ("adam", "momentum", "bce"):
             d = self.conventions.get(op)
             if d is None:
                 continue
             others = [f for f in d["consistent"] if f != d["form"]]
+            if d["form"] is None and d.get("error"):
+                errors += 1  # every call it would detect a form from failed: nothing was computed
+                continue
+            contradicts = d["form"] is not None and d.get("declared") and d["declared"] not in d["consistent"]
             parts.append(f"{op} {d['form'] or 'none of ' + '/'.join(FORMS[op])}" +
+                         (f", CONTRADICTING its declared {d['declared']}" if contradicts else "") +
                          (f" (also consistent: {', '.join(others)})" if others else ""))
+        if not parts and errors:
+            return ""
         return "conventions detected: " + ("; ".join(parts) if parts else "none tested")
 
     def lines(self) -> list[str]:
@@ -78,7 +86,7 @@ class Report:
             allowed = "" if r.allowed is None else f"{r.allowed:.2g}"
             result = r.status.upper() if r.status == FAIL else r.status
             out.append(f"{r.id:<{w}}  {result:<6}  {measured:>9}  {allowed:>9}  {self.verdict_text(r)}")
-        out += ["", self.convention_line()] + self.known_lines()
+        out += [""] + [line for line in (self.convention_line(),) if line] + self.known_lines()
         if self.diagnosis is not None:
             out += self.diagnosis.lines()
         out.append(self.summary())
@@ -87,7 +95,7 @@ class Report:
     def to_dict(self) -> dict:
         return {"implementation": self.subject.name, "source": self.subject.source, "dtype": self.dtype,
                 "level": self.level, "passed": self.passed, "counts": self.counts(),
-                "supports": {k: list(v) for k, v in self.subject.supports.items()},
+                "supports": {k: list(v) if isinstance(v, tuple) else v for k, v in self.subject.supports.items()},
                 "declared_conventions": None if self.subject.declared is None else self.subject.declared.to_dict(),
                 "conventions": self.conventions,
                 "declared_known_differences": dict(self.subject.known_differences),
@@ -106,7 +114,8 @@ class Report:
             status = r.status
             out.append(f"| {r.id} | {describe(r.id)} | {status} | {'' if r.diff is None else f'{r.diff:.2g}'} | "
                        f"{'' if r.allowed is None else f'{r.allowed:.2g}'} | {text} |")
-        out += ["", self.convention_line()]
+        if self.convention_line():
+            out += ["", self.convention_line()]
         if self.known_lines():
             out += ["", "## Known difference", ""] + [f"- {line}" for line in self.known_lines()]
         if self.diagnosis is not None:

@@ -2,6 +2,7 @@
 scripts the checks share, each run once per implementation however many checks read it."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from xor_rosetta.data import xor_data
+from xor_rosetta.errors import Unsupported
 from xor_rosetta.interface import History
 from xor_rosetta.params import Params, init_params, shapes
 from xor_rosetta.presets import get_preset
@@ -66,6 +68,7 @@ class Record:
     final_loss: float | None = None
     final_outputs: np.ndarray | None = None  # (4, 1) after the last train() call
     error: str | None = None  # what raised, and where
+    declined: str | None = None  # the constructor raised xor_rosetta.errors.Unsupported: its reason
     seconds: float = 0.0
 
     def history(self) -> History:
@@ -80,14 +83,27 @@ def cut(rec: Record, steps: int) -> Record:
                                                                         if k <= steps})
 
 
+def _as_array(v, where: str) -> np.ndarray:
+    """A copy of `v` as float64, which must be real floating point: a complex or integer answer is an error, not
+    a number to round (the imaginary part would be dropped), and a live buffer cannot change what was recorded."""
+    a = np.array(v, copy=True)
+    if a.dtype.kind != "f":
+        raise TypeError(f"{where} returned {a.dtype} values; real floating point expected")
+    return a.astype(np.float64)
+
+
 def _as_params(got, where: str) -> Params:
     try:
-        return [(np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)) for W, b in got]
+        pairs = [(W, b) for W, b in got]
     except (TypeError, ValueError) as e:
         raise TypeError(f"{where} must return [(W0, b0), (W1, b1), ...], got {type(got).__name__} ({e})") from None
+    return [(_as_array(W, where), _as_array(b, where)) for W, b in pairs]
 
 
 def _as_float(v, where: str) -> float:
+    a = np.asarray(v)
+    if a.size == 1 and a.dtype.kind not in "fiu":
+        raise TypeError(f"{where} returned {a.dtype} values; one real number expected")
     try:
         return float(np.asarray(v, dtype=np.float64).reshape(()))
     except (TypeError, ValueError):
@@ -95,29 +111,31 @@ def _as_float(v, where: str) -> float:
 
 
 def run_script(factory, script: Script) -> Record:
-    """Run `script` on a fresh model from `factory`; an exception ends the record with its message."""
+    """Run `script` on a fresh model from `factory`; an exception (sys.exit included) ends the record with its
+    message. The model gets its own copies of the spec and the data, so that nothing it writes there can change
+    what the reference is given; what it returns is copied, and must be real floating point."""
     rec, spec = Record(), script.spec
-    x, y = xor_data(spec.dtype)
+    x0, y0 = xor_data(spec.dtype)
+    x, y = (lambda: x0.copy()), (lambda: y0.copy())  # a fresh copy for every call
     start, phase = time.perf_counter(), "construction"
     try:
         with np.errstate(all="ignore"):
-            model = factory(spec, [(W.copy(), b.copy()) for W, b in script.params])
+            model = factory(copy.deepcopy(spec), [(W.copy(), b.copy()) for W, b in script.params])
             if script.probe:
                 phase = "params()"
                 rec.params0 = _as_params(model.params(), "params()")
                 phase = "forward()"
-                rec.outputs = np.asarray(model.forward(np.vstack([x, EXTRA_INPUTS.astype(spec.dtype)])),
-                                         dtype=np.float64)
+                rec.outputs = _as_array(model.forward(np.vstack([x0, EXTRA_INPUTS.astype(spec.dtype)])), "forward()")
                 phase = "loss()"
-                rec.loss0 = _as_float(model.loss(x, y), "loss()")
+                rec.loss0 = _as_float(model.loss(x(), y()), "loss()")
                 phase = "gradients()"
-                rec.grads = _as_params(model.gradients(x, y), "gradients()")
+                rec.grads = _as_params(model.gradients(x(), y()), "gradients()")
             done, losses = 0, []
             for n in script.calls:
                 phase = f"train(steps={n}) after {done} steps"
                 want = [k - done for k in script.checkpoints if done < k <= done + n]
-                h = model.train(x, y, steps=n, checkpoints=want)
-                loss = np.asarray(h.loss, dtype=np.float64).reshape(-1)
+                h = model.train(x(), y(), steps=n, checkpoints=want)
+                loss = _as_array(h.loss, "History.loss").reshape(-1)
                 if loss.shape != (n,):
                     raise ValueError(f"History.loss has {loss.size} values for {n} steps")
                 losses.append(loss)
@@ -129,8 +147,17 @@ def run_script(factory, script: Script) -> Record:
             if script.calls:
                 rec.loss = np.concatenate(losses)
                 phase = "loss() after training"
-                rec.final_loss = _as_float(model.loss(x, y), "loss()")
-                rec.final_outputs = np.asarray(model.forward(x), dtype=np.float64)
+                rec.final_loss = _as_float(model.loss(x(), y()), "loss()")
+                rec.final_outputs = _as_array(model.forward(x()), "forward()")
+    except Unsupported as e:  # the constructor declines the spec: not a failure (a method raising it is one)
+        if phase != "construction":
+            rec.error = f"{phase} raised Unsupported: {e}"
+        else:
+            rec.declined = str(e).splitlines()[0] if str(e) else "declined, without a reason"
+    except SystemExit as e:  # sys.exit in the implementation: a failure of the script, never the end of verify
+        if getattr(e, "signal", None) is not None:
+            raise  # SIGTERM to the command (the command line marks its exit): it ends verify, as it must
+        rec.error = f"{phase} called sys.exit({e.code!r})"
     except Exception as e:  # the implementation under test may raise anything; it is reported, never re-raised
         text = str(e).splitlines()[0] if str(e) else ""
         rec.error = f"{phase} raised {type(e).__name__}: {text}".rstrip(": ")

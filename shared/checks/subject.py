@@ -29,6 +29,16 @@ SUPPORT_KEYS = {  # what an implementation may declare in `supports`, and every 
     "batch_sizes": (None, 1, 2, 3, 4),  # None: full batch
     "hidden_layers": (1, 2, 3),  # how many hidden layers (the checks use 1 to 3)
 }
+SUPPORT_DEFAULTS = {  # the keys that take one value, and what a class that does not declare them gets
+    "uniform_hidden_activations": False,  # True: every hidden layer must have the same activation
+    "min_width": 1,  # the narrowest hidden layer it can build
+    "losses_by_output": None,  # {output activation: [losses]}: the losses it computes on each output (None: any)
+}
+
+
+def all_supported() -> dict:
+    """What a class that declares nothing supports: everything."""
+    return {**SUPPORT_KEYS, **SUPPORT_DEFAULTS}
 
 
 class BadTarget(XorRosettaError):
@@ -42,7 +52,7 @@ class Subject:
     factory: Callable[[Spec, Params], MLP]
     source: str = ""
     declared: Conventions | None = None  # conventions the class itself declares (None: not declared)
-    supports: dict = field(default_factory=lambda: dict(SUPPORT_KEYS))
+    supports: dict = field(default_factory=all_supported)
     known_differences: dict = field(default_factory=dict)  # dtype -> the cause it declares of disagreeing there
 
     def unsupported(self, spec: Spec) -> str | None:
@@ -57,6 +67,15 @@ class Subject:
             if value not in self.supports[key] and not (key == "batch_sizes" and value is None and 4 in
                                                         self.supports[key]):
                 return f"{'full batch' if value is None else value} is not among its declared {key}"
+        sup, hidden, out = self.supports, spec.activations[:-1], spec.activations[-1]
+        narrow = [w for w in spec.layers[1:-1] if w < sup["min_width"]]
+        if narrow:
+            return f"a hidden layer of width {narrow[0]} is narrower than its declared min_width {sup['min_width']}"
+        if sup["uniform_hidden_activations"] and len(set(hidden)) > 1:
+            return f"hidden activations {'/'.join(hidden)} differ, and it declares uniform_hidden_activations"
+        by_output = sup["losses_by_output"]
+        if by_output is not None and spec.loss not in by_output.get(out, ()):
+            return f"{spec.loss} on a {out} output is not among its declared losses_by_output"
         return None
 
 
@@ -75,15 +94,18 @@ def declared_conventions(cls) -> Conventions | None:
 def declared_supports(cls) -> dict:
     """`cls.supports`, checked: a dict of SUPPORT_KEYS to sequences of their values; missing keys mean all."""
     raw = getattr(cls, "supports", None)
-    out = dict(SUPPORT_KEYS)
+    out, keys = all_supported(), ", ".join([*SUPPORT_KEYS, *SUPPORT_DEFAULTS])
     if raw is None:
         return out
     if not isinstance(raw, dict):
-        raise BadTarget(f"{getattr(cls, '__name__', cls)}.supports must be a dict of {', '.join(SUPPORT_KEYS)}, "
+        raise BadTarget(f"{getattr(cls, '__name__', cls)}.supports must be a dict of {keys}, "
                         f"got {type(raw).__name__}")
     for key, values in raw.items():
+        if key in SUPPORT_DEFAULTS:
+            out[key] = _one_value(key, values)
+            continue
         if key not in SUPPORT_KEYS:
-            raise BadTarget(f"unknown key {key!r} in supports; known keys: {', '.join(SUPPORT_KEYS)}")
+            raise BadTarget(f"unknown key {key!r} in supports; known keys: {keys}")
         values = (values,) if isinstance(values, str) or values is None else tuple(values)
         bad = [v for v in values if v not in SUPPORT_KEYS[key]]
         if bad:
@@ -93,6 +115,28 @@ def declared_supports(cls) -> dict:
     if "activations" in raw and "output_activations" not in raw:
         out["output_activations"] = out["activations"]
     return out
+
+
+def _one_value(key: str, value):
+    """A declared value of a SUPPORT_DEFAULTS key, checked (its default too: a checked dict checks again)."""
+    if value is SUPPORT_DEFAULTS[key] or (value == SUPPORT_DEFAULTS[key] and type(value) is type(SUPPORT_DEFAULTS[key])):
+        return value
+    if key == "uniform_hidden_activations" and isinstance(value, bool):
+        return value
+    if key == "min_width" and isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    if key == "losses_by_output" and isinstance(value, dict):
+        out = {}
+        for act, losses in value.items():
+            losses = (losses,) if isinstance(losses, str) else tuple(losses)
+            if act not in ACTIVATIONS or not all(x in LOSSES for x in losses):
+                raise BadTarget(f"supports['losses_by_output'] maps output activations ({', '.join(ACTIVATIONS)}) "
+                                f"to losses ({', '.join(LOSSES)}); got {act!r}: {list(losses)}")
+            out[act] = losses
+        return out
+    want = {"uniform_hidden_activations": "True or False", "min_width": "a positive int",
+            "losses_by_output": "a dict of output activations to losses"}[key]
+    raise BadTarget(f"supports[{key!r}] must be {want}, got {value!r}")
 
 
 def declared_known_differences(cls) -> dict:

@@ -248,6 +248,34 @@ class WrongSign(NumpyMLP):
         return loss
 
 
+class NegatedBiasGradient(NumpyMLP):
+    """The first layer's bias gradient with its sign flipped (and so its update)."""
+    def backprop(self, x, y):
+        value, dWs, dbs = super().backprop(x, y)
+        return value, dWs, [-db if i == 0 else db for i, db in enumerate(dbs)]
+
+
+class NegatedLayerGradient(NumpyMLP):
+    """The output layer's W and b gradients with their sign flipped (a − y written y − a after the hidden layers'
+    deltas were taken)."""
+    def backprop(self, x, y):
+        value, dWs, dbs = super().backprop(x, y)
+        last = len(dWs) - 1
+        return value, [-g if i == last else g for i, g in enumerate(dWs)], \
+            [-g if i == last else g for i, g in enumerate(dbs)]
+
+
+class BCEFromProbabilities(NumpyMLP):
+    """loss() alone changed: BCE computed from the probabilities, -mean(y log a + (1 − y) log(1 − a)), as
+    scikit-learn's MLPClassifier does; the gradient is still the logits' (a − y)/m."""
+    def loss_and_dz(self, z, a, y):
+        value, dz = super().loss_and_dz(z, a, y)
+        if self.spec.loss == "bce":
+            with np.errstate(divide="ignore"):
+                value = -np.mean(y * np.log(a) + (1 - y) * np.log(1 - a))
+        return value, dz
+
+
 class Float32Tanh(NumpyMLP):
     """tanh evaluated in float32 inside a float64 run (what Keras 3 on JAX does, ../shared/reference/ANCHORS.md)."""
     def act(self, name, z):
@@ -268,6 +296,31 @@ class OptimizerPerCall(NumpyMLP):
         return super().train(x, y, steps, checkpoints)
 
 
+class OptimizerAndWindowPerCall(NumpyMLP):
+    """Two mistakes at once: train() makes a fresh optimizer and starts the row window again at every call."""
+    first = 0
+
+    def train(self, x, y, steps=None, checkpoints=()):
+        self.optimizer, self.first = self.make_optimizer(), self.steps_done
+        return super().train(x, y, steps, checkpoints)
+
+    def rows(self, step, b, n):
+        return super().rows(step - self.first, b, n)
+
+
+class DampenedAndClimbing(NumpyMLP):
+    """Two mistakes at once: the velocity as a moving average, and the step added instead of subtracted."""
+    def make_optimizer(self):
+        opt = super().make_optimizer()
+        if isinstance(opt, SGD) and opt.mu:
+            def step(params, grads):
+                for p, g, v in zip(params, grads, opt.v):
+                    v[...] = opt.mu * v + (1 - opt.mu) * g
+                    p += opt.lr * v
+            opt.step = step
+        return opt
+
+
 class ShuffledRows(NumpyMLP):
     """Each batch's rows in a random order (unseeded): the sums round differently from run to run."""
     def rows(self, step, b, n):
@@ -286,8 +339,15 @@ MUTANTS = {  # mutant -> the cause verify must name (xor_rosetta.checks.diagnose
     LrTwice: "lr-twice",
     MomentumDampened: "momentum-dampened",
     WrongSign: "wrong-sign",
+    NegatedBiasGradient: "gradient-sign",
+    NegatedLayerGradient: "gradient-sign",
+    BCEFromProbabilities: "mixed-forms",
     Float32Tanh: "float32",
     TruncatedBatches: "minibatch-order",
     OptimizerPerCall: "state-reset",
     ShuffledRows: "nondeterministic",
+}
+TOGETHER = {  # two mistakes: both causes, together
+    OptimizerAndWindowPerCall: ("state-reset", "minibatch-order"),
+    DampenedAndClimbing: ("momentum-dampened", "wrong-sign"),
 }

@@ -28,7 +28,7 @@ def run(a) -> int:
     from xor_rosetta.app.common.config import choose_spec
     from ...params import init_params
     from xor_rosetta.app.common.progress import Progress
-    from xor_rosetta.app.run.report import summary, table, notes, write
+    from xor_rosetta.app.run.report import counted, summary, table, notes, write
     from xor_rosetta.compare import DEFAULT_THRESHOLD
     from xor_rosetta.app.run.runner import checkpoints_for, run_all
     from xor_rosetta.app.common.files import json_text
@@ -69,7 +69,7 @@ def run(a) -> int:
             print(line)
         print(f"wrote {out}/report.md, report.json and plots" if report.get("plots") else
               f"wrote {out}/report.md, report.json ({report.get('plots_skipped', 'no plots')})")
-    bad = [r for r in report["implementations"] if not (r["verdict"].endswith(", converged") or r["verdict"] == "unavailable")]
+    bad = [r for r in report["implementations"] if not r["verdict"].endswith(", converged") and counted(r["verdict"])]
     for r in bad:
         why = r["first_disagreement"] or r["error"] or r["verdict"]
         if r["verdict"].endswith(", NOT converged"):

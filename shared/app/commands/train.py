@@ -43,6 +43,8 @@ def run(a) -> int:
         print(f"xor-rosetta: error: training {a.impl} failed: {why}", file=sys.stderr)
         return EXIT_FAIL
     got = done.value
+    if "unsupported" in got:  # its `supports` rules the spec out: bad input, as an unknown option would be
+        raise XorRosettaError(f"{a.impl} does not support this spec: {got['unsupported']}")
     hist = got["history"]
     diverged = first_nonfinite(hist.loss)
     record = {"name": name, "implementation": a.impl, "spec": spec.to_dict(),

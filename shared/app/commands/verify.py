@@ -24,20 +24,34 @@ def add_arguments(sp) -> None:
                     "known difference (float32 arithmetic inside a float64 run) then fails instead of being judged "
                     "under its model")
     sp.add_argument("--out", metavar="DIR", help="where report.md and report.json go (default runs/verify-NAME)")
-    sp.add_argument("--timeout", type=_positive(float), metavar="SECONDS", help="with --cmd: end the child and "
-                    "fail the check when one check (all its requests) runs longer than this, then go on with a "
-                    "fresh child (default: each answer within 120 s)")
+    sp.add_argument("--timeout", type=_positive(float), metavar="SECONDS", help="a check whose calls into the target "
+                    "run longer than this fails with the reason: a Python target's worker is stopped; a --cmd child "
+                    "and its process group are ended and the next check gets a fresh one (default: no limit for a "
+                    "Python target; each answer of a --cmd child within 120 s)")
+    sp.add_argument("--total-timeout", type=_positive(float), metavar="SECONDS", help="the same for the calls of the "
+                    "whole battery (a Python target): past it, every call left fails at once; default: no limit")
 
 
 def run(a) -> int:
+    from xor_rosetta.app.workers.pool import Workers
+    with Workers() as workers:
+        return _run(a, workers)
+
+
+def _run(a, workers) -> int:
+    from xor_rosetta import registry
+    from xor_rosetta.app.workers.contain import Clock, contained_subject
     from xor_rosetta.app.workers.remote import load_anywhere
     from xor_rosetta.checks import set_loader, subject_for
     set_loader(load_anywhere)
 
     if (a.target is None) == (a.cmd is None):
         raise XorRosettaError("verify needs TARGET or --cmd COMMAND (one of them)")
-    session = None
+    clock, session = Clock(a.timeout, a.total_timeout), None
     if a.cmd is not None:
+        if a.total_timeout is not None:
+            raise XorRosettaError("verify --total-timeout applies to Python targets; with --cmd, --timeout bounds "
+                                  "each check")
         from xor_rosetta.app.workers.protocol import TIMEOUT_S, command_class
         cls = command_class(a.cmd, timeout=a.timeout or TIMEOUT_S)  # hello within --timeout too
         session = cls.session
@@ -47,12 +61,12 @@ def run(a) -> int:
             session.close()
             raise
         target.source = f"command {a.cmd}"
-    elif a.timeout is not None:
-        raise XorRosettaError("verify --timeout applies to --cmd children")
+    elif registry.get_entry(a.target).process_key.startswith("in-process:"):
+        target = a.target  # a class registered in this process only runs here
     else:
-        target = a.target
+        target = contained_subject(a.target, workers, clock)  # a Python target runs in a worker of its own
     try:
-        return _verify(a, target, session)
+        return _verify(a, target, session, clock)
     finally:
         if session is not None:
             session.close()  # the child and its process group end with the command
@@ -77,7 +91,7 @@ def _with_budget(battery, session, seconds: float) -> None:
     battery.run = timed
 
 
-def _verify(a, target, session) -> int:
+def _verify(a, target, session, clock) -> int:
     from xor_rosetta.app.common.files import json_text, write_set
     from xor_rosetta.app.common.progress import Progress
     from xor_rosetta.checks import CHECKS, Battery, verify
@@ -94,8 +108,13 @@ def _verify(a, target, session) -> int:
     battery = Battery(target, a.dtype, "quick" if a.quick else "full", a.strict)  # bad input fails here, before any work
     if session is not None and a.timeout is not None:
         _with_budget(battery, session, a.timeout)
+
+    def progress(c, i):
+        clock.start_check()
+        bar.update(c, i)
+
     with Progress(len(ids or CHECKS), enabled=not a.quiet) as bar:
-        report = verify(battery, ids=ids, exitfirst=a.exitfirst, progress=lambda c, i: bar.update(c, i))
+        report = verify(battery, ids=ids, exitfirst=a.exitfirst, progress=progress)
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", report.subject.name).strip("-") or "implementation"
     out = writable_dir(a.out or f"runs/verify-{safe}")
     write_set(out, {"report.json": report.to_dict(), "report.md": report.markdown()})  # one set

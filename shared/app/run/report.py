@@ -10,6 +10,7 @@ import numpy as np
 
 from xor_rosetta import registry
 from xor_rosetta.app.common.files import atomic_write_bytes, write_set
+from xor_rosetta.app.run import forms
 from xor_rosetta.app.run.runner import RunResult
 from xor_rosetta.spec import Spec
 from xor_rosetta.tolerance import NOISE_FACTOR, modelled_label, tolerance
@@ -22,16 +23,27 @@ MAX_POINTS = 4_000  # points per loss curve: log-spaced steps, so a long run cos
 
 
 def verdict(r: RunResult, threshold: float) -> str:
-    """unavailable | error | diverged at step k | DISAGREES | <agreement>, converged | <agreement>, NOT converged,
-    where <agreement> is the tolerance policy's word: agrees, agrees within rounding noise, or ill-conditioned."""
+    """unavailable | unsupported: why | error | diverged at step k | DISAGREES | <agreement>, converged |
+    <agreement>, NOT converged, where <agreement> is the tolerance policy's word: agrees, agrees within rounding
+    noise, or ill-conditioned; the forms detected (or a declared form the detection contradicts) follow in
+    brackets: "agrees (Adam in Keras' form, detected), converged"."""
     if r.error:
+        if r.error.startswith("unsupported: "):
+            return r.error
         return "unavailable" if "unavailable" in r.error else "error"
+    said = forms.note(r.run.forms if r.run is not None else None)  # the forms detected, or contradicted
     if r.diverged_at is not None:
-        return f"diverged at step {r.diverged_at + 1}"
+        return f"diverged at step {r.diverged_at + 1}{said}"
     if not r.agrees:
-        return "DISAGREES"
+        return f"DISAGREES{said}"
     model = f" ({modelled_label(r.modelled)})" if r.modelled else ""
-    return f"{r.judgement.verdict}{model}, {'converged' if r.converged(threshold) else 'NOT converged'}"
+    return f"{r.judgement.verdict}{model}{said}, {'converged' if r.converged(threshold) else 'NOT converged'}"
+
+
+def counted(verdict: str) -> bool:
+    """Whether a row's verdict counts for the exit status: not where the implementation is unavailable here, or
+    declares (by `supports`, or by raising Unsupported) that it does not run the spec."""
+    return verdict != "unavailable" and not verdict.startswith("unsupported: ")
 
 
 def machine() -> dict:
@@ -55,8 +67,9 @@ def summary(name: str, spec: Spec, results: list[RunResult], threshold: float, w
                 "findings": [vars(f) for f in r.judgement.findings]},
             "train_seconds": None if r.history is None else round(r.history.wall_time, 4),
             "versions": registry.versions(entry) if entry else {},
+            "conventions": r.run.forms if r.run is not None else None,  # op -> form, declared or detected
         })
-    ok = all(r.error and "unavailable" in r.error or r.converged(threshold) for r in results)
+    ok = all(not counted(row["verdict"]) or r.converged(threshold) for r, row in zip(results, rows))
     return {"name": name, "spec": spec.to_dict(), "threshold": threshold, "tolerance": vars(tolerance(spec.dtype)),
             "machine": machine(), "wall_seconds": round(wall, 3), "ok": ok, "implementations": rows}
 
@@ -88,7 +101,7 @@ def notes(report: dict) -> list[str]:
     for r in report["implementations"]:
         if r["error"]:
             out.append(f"- {r['implementation']}: {r['error']}")
-        elif r["first_disagreement"] and r["verdict"] == "DISAGREES":
+        elif r["first_disagreement"] and r["verdict"].startswith("DISAGREES"):
             out.append(f"- {r['implementation']} disagrees with the NumPy reference: {r['first_disagreement']}")
         elif r["first_disagreement"]:
             out.append(f"- {r['implementation']}: {r['first_disagreement']}")
@@ -112,6 +125,10 @@ def markdown(report: dict, plots: list[str]) -> str:
              f"a difference within {NOISE_FACTOR:g}x the run's rounding floor is rounding noise. Converged: loss < "
              f"{report['threshold']:g} and 4/4 correct.", ""]
     lines += notes(report) + ([""] if notes(report) else [])
+    used = [(r["implementation"], forms.words(r.get("conventions"))) for r in report["implementations"]]
+    if any(w for _, w in used):
+        lines += ["Forms judged in (Adam, momentum, BCE: those the spec uses), declared by the class or detected by "
+                  "the checks of `verify`:", ""] + [f"- {n}: {w}" for n, w in used if w] + [""]
     lines += [f"![{name}]({file})" for name, file in PLOTS.items() if file in plots]
     if report.get("plots_skipped"):
         lines.append(f"No plots: {report['plots_skipped']}.")

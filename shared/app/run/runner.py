@@ -14,11 +14,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from xor_rosetta import registry
+from xor_rosetta.app.run import forms
 from xor_rosetta.app.workers.pool import Pool
 from xor_rosetta.app.workers.serve import note, rss_mb
 from xor_rosetta.app.run.costs import expected_seconds
 from xor_rosetta.compare import Judgement, accuracy, judge, max_abs_diff, max_rel_diff
 from xor_rosetta.data import xor_data
+from xor_rosetta.errors import Unsupported
 from xor_rosetta.interface import Conventions, History
 from xor_rosetta.params import Params, check_params
 from xor_rosetta.reference import Reference, float32_inside_floor, rounding_floor
@@ -55,6 +57,7 @@ class ImplRun:
     grid_outputs: np.ndarray | None = None  # (GRID*GRID,) after training, for the decision-boundary plot
     diverged: bool = False  # `error` was raised on NaN or infinite values (torch's BCELoss does): divergence
     known_difference: str | None = None  # the implementation's declared cause of disagreeing in this dtype
+    forms: dict | None = None  # op -> the form judged in, declared or detected (forms.forms_for)
 
 
 def train_impl(name: str, spec: Spec, params: Params, checkpoints: list[int], grid: bool = True) -> ImplRun:
@@ -65,8 +68,18 @@ def train_impl(name: str, spec: Spec, params: Params, checkpoints: list[int], gr
     except registry.UnavailableError as e:
         run.error = str(e)
         return run
-    run.conventions = getattr(cls, "conventions", Conventions()).to_dict()  # a duck-typed plug-in may not say
     run.known_difference = getattr(cls, "known_differences", {}).get(spec.dtype)
+    try:  # its supports, then its forms: declared, or detected where it declares none (an outside one: both)
+        why = forms.unsupported(cls, spec)
+        if why is None:
+            conv, run.forms = forms.forms_for(cls, spec, detect_declared=not registry.get_entry(name).builtin)
+    except Exception as e:  # a malformed declaration: reported, as a failure of this implementation
+        run.error = f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        return run
+    if why is not None:
+        run.error = f"unsupported: {why}"
+        return run
+    run.conventions = conv.to_dict()
     note({"conventions": run.conventions})  # in a worker: the parent starts on this reference run meanwhile
     x, y = xor_data(spec.dtype)
     model = None
@@ -79,6 +92,8 @@ def train_impl(name: str, spec: Spec, params: Params, checkpoints: list[int], gr
             run.outputs = np.asarray(model.forward(x), dtype=np.float64)
             if grid:
                 run.grid_outputs = grid_outputs(model, spec)
+    except Unsupported as e:  # its constructor declines the spec: listed, and not counted
+        run.error = f"unsupported: {str(e).splitlines()[0] if str(e) else 'declined, without a reason'}"
     except Exception as e:  # one implementation failing must not stop the others; it is reported and fails the run
         run.error = f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         run.diverged = _nonfinite(model, x)
@@ -106,11 +121,18 @@ def _nonfinite(model, x) -> bool:
 
 
 def train_alone(name: str, spec: Spec, params: Params) -> dict:
-    """`xor-rosetta train`'s run (in a worker): the history, the final params and loss, the wall time of train()."""
+    """`xor-rosetta train`'s run (in a worker): the history, the final params and loss, the wall time of train();
+    or {"unsupported": why} where the class's `supports` rules `spec` out."""
     cls = registry.load(name)
+    why = forms.unsupported(cls, spec)
+    if why is not None:
+        return {"unsupported": why}
     x, y = xor_data(spec.dtype)
     with np.errstate(all="ignore"):  # a diverging run is reported as such
-        model = cls(spec, params)
+        try:
+            model = cls(spec, params)
+        except Unsupported as e:  # its constructor declines the spec
+            return {"unsupported": str(e).splitlines()[0] if str(e) else "declined, without a reason"}
         start = time.perf_counter()
         hist = model.train(x, y)
         wall = time.perf_counter() - start
