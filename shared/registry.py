@@ -237,18 +237,20 @@ def load(name: str) -> type[MLP]:
         if not any(m in sys.modules for m in entry.requires):  # its framework reads these once, at its first import:
             os.environ.update(entry.env)  # the entry's own value wins over the user's (KERAS_BACKEND=torch)
         try:
-            cls = getattr(_import(entry), entry.cls)
+            module = _import(entry)
+            cls = getattr(module, entry.cls, None)
+            if cls is None:
+                reason = f"{entry.module} has no class {entry.cls!r}"
         except ImportError as e:
             reason = f"import failed ({str(e).splitlines()[0]}); reinstall with: {entry.install_hint}"
-        except AttributeError:
-            reason = f"{entry.module} has no class {entry.cls!r}"
-        except Exception as e:  # a plug-in whose import raises must not break the others
+        except Exception as e:  # a plug-in whose import raises must not break the others; an AttributeError raised
+            # inside the import (a framework release without an API it uses) is named as such, not as a missing class
             reason = f"importing {entry.module} raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         except SystemExit as e:  # nor one that calls sys.exit() (a signal's SystemExit goes on: see app/cli.py)
             if getattr(e, "signal", None) is not None:
                 raise
             reason = f"importing {entry.module} called sys.exit({e.code!r})"
-        else:
+        if reason is None:
             lacking = [m for m in METHODS if not callable(getattr(cls, m, None))]
             if isinstance(cls, type) and not lacking:
                 return cls

@@ -68,7 +68,8 @@ def test_good_file_parses_with_names_pins_and_env_keys(tmp_path):
     ("[[cell]]\nseries='S'\naxis='numpy'\nimpls=['numpy']\npackages={numpy=2}\n", "one exact release"),
     ("[[cell]]\nseries='S'\naxis='numpy'\nimpls=['nope']\npackages={numpy='2.1.3'}\n", "unknown implementation 'nope'"),
     ("[[cell]]\nseries='S'\naxis='numpy'\nimpls=[]\npackages={numpy='2.1.3'}\n", "impls must be a non-empty"),
-    ("[[cell]]\nseries='S'\naxis='numpy'\nimpls=['numpy']\npackages={numpy='2.1.3'}\ncolour=1\n", "unknown key 'colour'"),
+    ("[[cell]]\nseries='S'\naxis='numpy'\nimpls=['numpy']\npackages={numpy='2.1.3'}\ncolour=1\n",
+     "unknown key 'colour'"),
     ("[settings]\ntimeout=-1\n[[cell]]\nseries='S'\naxis='numpy'\nimpls=['numpy']\npackages={numpy='2.1.3'}\n",
      "timeout must be"),
     ("[settings]\n", "no cells"),
@@ -99,7 +100,8 @@ def test_help_documents_the_command(capsys):
         main(["matrix", "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for word in ("--cells", "--resume", "--jobs", "--envs", "[[cell]]", "matrix.png", "not installable", "uv"):
+    for word in ("--cells", "--resume", "--jobs", "--envs", "[[cell]]", "matrix.png", "not installable",
+                 "uv"):
         assert word in out
 
 
@@ -146,7 +148,8 @@ def res(golden="agrees", drift=None, conventions=None, reason=""):
 
 def canned(tmp_path):
     text = "".join(f"[[cell]]\nseries='Keras on TensorFlow'\naxis='keras'\nimpls=['keras']\n"
-                   f"packages={{keras='{v}', tensorflow-cpu='2.18.1'}}\n" for v in ("3.6.0", "3.10.0", "3.8.0", "9.9.9"))
+                   f"packages={{keras='{v}', tensorflow-cpu='2.18.1'}}\n"
+                   for v in ("3.6.0", "3.10.0", "3.8.0", "9.9.9"))
     m = spec.load(write(tmp_path, text), known_impls=IMPLS)
     c36, c310, c38, c99 = m.cells
     drift = {"first_step": 10, "size": 3.5e-4, "at": "seed-keras/float32 step 10 W0", "lines": ["seed-keras/keras/"

@@ -48,3 +48,14 @@ def test_every_entry_names_its_framework():
     for entry in registry.ENTRIES:
         assert entry.requires and entry.summary and entry.process
         assert entry.extra or entry.requires == ("numpy",)  # numpy is the core dependency: no extra needed
+
+
+def test_an_attribute_error_inside_an_import_is_not_a_missing_class(tmp_path):
+    """A module whose import raises AttributeError (a framework release without an API it uses, as flax 0.12.7
+    with jax 0.10) is reported as that error, not as "has no class" (found by xor-rosetta matrix)."""
+    (tmp_path / "old_api.py").write_text("import math\nmath.no_such_function\nclass MLP: pass\n")
+    with pytest.raises(UnavailableError, match="raised AttributeError: module 'math' has no attribute"):
+        registry.load(f"{tmp_path / 'old_api.py'}:MLP")
+    (tmp_path / "no_class.py").write_text("x = 1\n")
+    with pytest.raises(UnavailableError, match="has no class 'MLP'"):
+        registry.load(f"{tmp_path / 'no_class.py'}:MLP")

@@ -34,7 +34,7 @@ COMMAND = "python -m xor_rosetta.app.docs.site"
 API_MODULES = [  # the API reference, one section each: the interface, then the conformance kit (xor_rosetta.checks)
     "xor_rosetta.interface", "xor_rosetta.checks.run", "xor_rosetta.checks.testing", "xor_rosetta.checks.catalogue",
     "xor_rosetta.checks.subject", "xor_rosetta.checks.report", "xor_rosetta.checks.diagnose"]
-RESULTS = ("results/seed-numpy/*", "results/seed-keras/*", "results/sweeps/*/*", "results/*.png")  # into the site
+RESULTS = ("results/seed-numpy/*", "results/seed-keras/*", "results/sweeps/*/*", "results/*.png", "results/matrix.md")  # into the site
 SITE_FILES = (".md", ".png")
 CLI_WIDTH = 100  # argparse's help width in the CLI reference, fixed so that the page does not depend on a terminal
 

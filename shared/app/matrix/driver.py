@@ -48,8 +48,12 @@ class Bar:
         self.quiet, self.bar, self.n, self.total = quiet, None, initial, total
         if not quiet and sys.stderr.isatty():
             try:
+                import shutil
+
                 from tqdm import tqdm
-                self.bar = tqdm(total=total, initial=initial, unit="cell", file=sys.stderr, dynamic_ncols=True)
+                cols = shutil.get_terminal_size((0, 0)).columns
+                size = {"dynamic_ncols": True} if cols > 0 else {"ncols": 80}  # a terminal that reports no size
+                self.bar = tqdm(total=total, initial=initial, unit="cell", file=sys.stderr, **size)
             except ImportError:
                 pass
 

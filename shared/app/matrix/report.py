@@ -121,9 +121,10 @@ def render_md(pairs, meta: dict, series_order: list[str]) -> str:
     n_inst = sum(1 for r in judged if r["status"] == "not-installable")
     L += [f"Cells: {len(pairs)} from `{meta.get('cells_file')}`; {len(judged) - n_inst} judged, {n_inst} not "
           f"installable, {len(pairs) - len(judged)} not run.",
-          f"Time: this invocation {meta.get('wall_seconds', 0):.0f} s wall ({meta.get('ran', 0)} cells run, "
-          f"{meta.get('kept', 0)} kept from earlier runs); the cells' own times add up to "
-          f"{sum((r.get('seconds') or {}).get('total', 0) for r in judged):.0f} s.",
+          f"Time: the cells' own times add up to {sum((r.get('seconds') or {}).get('total', 0) for r in judged):.0f} s"
+          + (f"; this invocation ran {meta['ran']} of them in {meta.get('wall_seconds', 0):.0f} s wall, "
+             f"{meta.get('kept', 0)} kept from earlier runs." if meta.get("ran") else
+             f" (this invocation ran none: {meta.get('kept', 0)} records from earlier runs)."),
           f"Records: first cell started {min((r.get('started') or '?') for r in judged) if judged else '-'}, "
           f"last finished {max((r.get('finished') or '?') for r in judged) if judged else '-'}.",
           f"Machine: {meta.get('machine', '')}; jobs {meta.get('jobs')}; generated {meta.get('generated')}.",
