@@ -112,7 +112,7 @@ CHECK_DEFAULT = ("numpy", "torch")  # the other implementations' golden cases: -
 @pytest.mark.parametrize("slow", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["fast", "slow"])
 def test_check_passes_on_a_clean_checkout(slow):
     """`check` on every golden case: numpy's and torch's by default, the other implementations' with the slow tests
-    (their seed-numpy runs are also judged against the reference by tests/test_equivalence.py, by default)."""
+    (their seed-numpy runs are also judged against the reference by tests/test_common.py, by default)."""
     names = [n for n in registry.REGISTRY if (n not in CHECK_DEFAULT) == slow]
     p = run("check", "--impls", ",".join(names), "--quiet")
     assert p.returncode == 0, p.stdout + p.stderr

@@ -20,11 +20,21 @@ FLOAT32 = ["forward", "loss", "gradients", "update_sgd", "update_adam", "steps_1
            "preset_seed_keras"]  # the battery in float32: the numbers, both presets in full
 
 
+SIBLINGS = ("torch-compiled", "keras-xla", "jax-scan", "keras-jax")  # the idiomatic four's model, loss and optimizer
+
+
 def tier(impl):
     return [pytest.mark.slow] if impl in SLOW else [pytest.mark.quick] if impl in QUICK else []
 
 
-@parametrize_with_checks(IMPLS, marks=tier, checks=[c for c in CHECKS if c != "preset_seed_numpy"])
+def sibling_tier(impl):
+    """The siblings' batteries run with the slow tests (CI runs both tiers): by default each sibling is proven by
+    seed-numpy's 10,000 steps (test_seed_numpy_in_full) and its golden cases, and its idiomatic sibling (torch, keras,
+    jax) by every check; that keeps the default suite within 3 minutes on two cores."""
+    return [pytest.mark.slow] if impl in SIBLINGS else tier(impl)
+
+
+@parametrize_with_checks(IMPLS, marks=sibling_tier, checks=[c for c in CHECKS if c != "preset_seed_numpy"])
 def test_checks(impl, check):
     """The quick battery in float64: every check (seed-numpy in full is the next test's)."""
     check(load_or_skip(impl))
@@ -36,7 +46,7 @@ def test_seed_numpy_in_full(impl, check):
     check(load_or_skip(impl))
 
 
-@parametrize_with_checks(IMPLS, level="full", dtype="float32", checks=FLOAT32, marks=tier)
+@parametrize_with_checks(IMPLS, level="full", dtype="float32", checks=FLOAT32, marks=sibling_tier)
 def test_checks_in_float32(impl, check):
     check(load_or_skip(impl))
 

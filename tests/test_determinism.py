@@ -7,7 +7,8 @@ OMP_NUM_THREADS=1, and a worker of a pool with --jobs 3 and OMP_NUM_THREADS=2. T
 after the other specs, so state that one run leaves for the next (compiled graphs, dtype policies) would show
 too. Everything must be equal bit for bit: no tolerance. The two pools differ in both settings at once, to start
 each framework twice instead of four times; a difference would name both, and one rerun with one setting changed
-tells which. (tests/test_equivalence.py runs each implementation twice in the test process as well.)
+tells which. (The checks determinism and continuation, tests/test_common.py, run each implementation twice in the
+test process as well.)
 
 Each framework's start costs seconds in every pool (about 30 s for all nine, twice), so the default run covers
 numpy, and the other implementations run with the `slow` tests (`pytest -m slow`, which CI runs).

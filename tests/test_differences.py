@@ -85,6 +85,7 @@ def test_optax_adam_multiplies_by_the_reciprocal():
     assert row.differs_by > 0 and row.with_setting == 0.0  # bit for bit in optax's own form
 
 
+@pytest.mark.slow  # a keras-torch worker of its own: Keras on torch's Adam form is also checked by its golden cases
 def test_keras_adam_on_torch_rounds_its_moments_its_own_way():
     load_or_skip("keras-torch")
     row = d.keras_torch_adam()

@@ -78,7 +78,9 @@ def test_fit_is_fed_without_materialising_the_steps(name):
         assert np.array_equal(xb, x[rows]) and np.array_equal(yb, y[rows]), f"batch {k}"
 
 
-@pytest.mark.parametrize("name", ["keras", "keras-xla", "keras-jax", "jax", "jax-scan"])
+@pytest.mark.parametrize("name", ["keras", pytest.param("keras-xla", marks=pytest.mark.slow),
+                                  pytest.param("keras-jax", marks=pytest.mark.slow), "jax",
+                                  pytest.param("jax-scan", marks=pytest.mark.slow)])
 def test_training_memory_grows_by_the_loss_history_only(name):
     """Peak Python-tracked memory (NumPy arrays included) of training 1,000 and 6,000 steps: the difference is the
     longer loss history (8 bytes a step, a copy or two), where every step's batch laid out would be 100 and more."""

@@ -68,6 +68,7 @@ def test_random_specs_match_reference(name, case):
     check_against_reference(name, case)
 
 
+@pytest.mark.slow  # the compiled variants' property tests (their idiomatic siblings' run by default)
 @pytest.mark.parametrize("name", sorted(FAST))
 @given(case=specs_and_weights())
 def test_random_specs_match_reference_fast_variants(name, case):

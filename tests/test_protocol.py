@@ -413,7 +413,7 @@ WITH_SIGINT = [sys.executable, "-c", "import os, signal, sys; signal.signal(sign
 
 @needs_proc
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
-@pytest.mark.parametrize("command", ["verify", "compare"])
+@pytest.mark.parametrize("command", ["verify", pytest.param("compare", marks=pytest.mark.slow)])
 def test_no_orphans_after_a_signal_to_the_driver(command, sig, status, tmp_path):
     """SIGTERM or SIGINT to the driver while its child hangs in train: the child and the grandchild it started
     both end (and so does compare's first child, which only said hello)."""
