@@ -58,7 +58,7 @@ def test_float64_run_computes_in_float32_inside(name):
         assert rel <= getattr(f32, part), f"{name}: {what} differ by {rel:.2g}, more than float32 rounding explains"
 
 
-@pytest.mark.parametrize("name", FLOAT32_INSIDE)
+@pytest.mark.parametrize("name", with_slow_marks(FLOAT32_INSIDE))
 def test_the_cause_is_keras_dtype_table(name):
     """keras.backend.result_type maps float64 to float32 on every backend but TensorFlow (Keras >= 3.12)."""
     assert in_process_of(name, keras_tasks.keras_float64_result_type) == (name.split("-")[1], "float32")

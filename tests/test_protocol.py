@@ -230,6 +230,7 @@ def verdicts(report: dict) -> dict[str, tuple[str, str]]:
     return {c["id"]: (c["status"], c["verdict"]) for c in report["checks"]}
 
 
+@pytest.mark.slow  # waits out a 10 s timeout by design
 def test_compare_timeout_blames_the_slow_child_not_numpy(tmp_path):
     """`compare --cmd CHILD --impls numpy --timeout S` with a child slower than S: the child's row says "timeout
     after S s", numpy agrees, and the run ends soon after S (the child is killed, not waited for)."""

@@ -401,6 +401,7 @@ def test_seed_keras_in_float32_is_ill_conditioned_not_a_disagreement():
 # region: KERAS_BACKEND set by the user
 
 
+@pytest.mark.slow  # Keras in three fresh processes
 def test_keras_backend_set_by_the_user(tmp_path):
     """The keras implementations run on TensorFlow whatever KERAS_BACKEND says; `list` says what train does."""
     if "keras" in _missing():

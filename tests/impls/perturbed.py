@@ -1,11 +1,11 @@
-"""torch with a learning rate one part in 10^6 off the spec's: `compare` must call it DISAGREES (tests/test_cli.py)."""
+"""numpy with a learning rate one part in 10^6 off the spec's: `compare` must call it DISAGREES (tests/test_cli.py)."""
 from dataclasses import replace
 
-from xor_rosetta.implementations.torch_mlp import TorchMLP
+from xor_rosetta.implementations.numpy_mlp import NumpyMLP
 
 
-class TorchLrOff(TorchMLP):
-    name = "torch-lr-off"
+class NumpyLrOff(NumpyMLP):
+    name = "numpy-lr-off"
 
     def __init__(self, spec, params):
         o = spec.optimizer
