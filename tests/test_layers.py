@@ -107,7 +107,7 @@ def test_import_contracts_hold(tmp_path):
     shutil.copytree(ROOT / "shared", tmp_path / "xor_rosetta", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "implementations", tmp_path / "xor_rosetta" / "implementations",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    p = subprocess.run([str(exe), "--config", str(ROOT / "pyproject.toml")], cwd=tmp_path, capture_output=True,
+    p = subprocess.run([str(exe), str(ROOT / "pyproject.toml")], cwd=tmp_path, capture_output=True,
                        text=True, env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
     assert "0 broken" in p.stdout

@@ -145,6 +145,7 @@ def main_raising(argv):
 def test_sweep_report_files_are_the_set_this_report_produces(tmp_path):
     """After a sweep with a basin picture, a resumed one without: every file of the report family in the folder is
     one that the new report lists (no stale basin.png or basin.npz), and report.md shows exactly its plots."""
+    pytest.importorskip("matplotlib", reason="the basin picture needs matplotlib (the plots extra)")
     from xor_rosetta.app.sweep.report import FAMILY
     out = tmp_path / "s"
     base = [*SWEEP, "--impls", "numpy-batched", "--out", str(out)]

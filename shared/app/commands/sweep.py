@@ -68,10 +68,8 @@ def run(a) -> int:
     if unavailable and a.impls:
         n, why = next(iter(unavailable.items()))
         raise XorRosettaError(f"--impls: {n!r} is unavailable here: {why}")
-    for n, why in unavailable.items():  # the default, every implementation: those not installed are left out
+    for n in unavailable:  # the default, every implementation: those not installed are left out (said below)
         impls.remove(n)
-        if not a.quiet:
-            print(f"note: leaving out {n}: {why}", file=sys.stderr)
     if not impls:
         raise XorRosettaError("no implementation to sweep is available here")
     threshold = a.threshold if a.threshold is not None else DEFAULT_THRESHOLD[spec.loss]
@@ -82,6 +80,9 @@ def run(a) -> int:
             raise XorRosettaError(f"--basin names two weights, got {a.basin!r}")
         for w in basin_weights:
             parse_weight(w, spec)
+    if not a.quiet:  # after every check of the input: bad input is one line
+        for n, why in unavailable.items():
+            print(f"note: leaving out {n}: {why}", file=sys.stderr)
     if not a.quiet and not a.json:
         from xor_rosetta.app.run.costs import cost_note
         note = cost_note(impls, spec, len(seeds) * len(variants), a.jobs or _cpus(), sweep=True)
