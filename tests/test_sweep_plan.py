@@ -1,0 +1,87 @@
+"""The sweep's planning and engine at the edges a resume or a crash reaches: a partly done seed is planned again with
+its finished runs skipped, tasks are chunked so that every worker gets several, and a worker that dies takes only
+the run it was doing: the crashed seed's other runs in the same worker group are run by a fresh worker."""
+from __future__ import annotations
+
+import json
+
+from xor_rosetta.app.sweep.engine import Progress, Store, run_local
+from xor_rosetta.app.sweep.plan import BATCH_CHUNK, CANONICAL, NATIVE_INIT, Task, plan_tasks
+from xor_rosetta.compare import DEFAULT_THRESHOLD
+from xor_rosetta.presets import get_preset
+
+VARIANTS = (CANONICAL, NATIVE_INIT)
+
+
+def planned(tasks) -> list[tuple]:
+    return sorted(k for t in tasks for k in t.keys())
+
+
+def test_resume_plans_a_partly_done_seed_and_skips_only_its_finished_runs():
+    """Seed 1 has one of its two runs done, seed 2 both: seed 1 is planned again for the other run alone."""
+    done = {(1, CANONICAL, "numpy"), (2, CANONICAL, "numpy"), (2, NATIVE_INIT, "numpy")}
+    tasks = plan_tasks(["numpy"], range(4), VARIANTS, jobs=1, done=done)
+    assert planned(tasks) == sorted((s, v, "numpy") for s in (0, 1, 3) for v in VARIANTS if s != 1 or v != CANONICAL)
+    assert all(2 not in t.seeds for t in tasks)
+    (t1,) = [t for t in tasks if 1 in t.seeds]
+    assert (1, CANONICAL, "numpy") in t1.skip and (1, NATIVE_INIT, "numpy") not in t1.skip
+
+
+def test_resume_of_a_finished_sweep_plans_nothing():
+    done = {(s, v, "numpy") for s in range(3) for v in VARIANTS}
+    assert plan_tasks(["numpy"], range(3), VARIANTS, jobs=2, done=done) == []
+    assert plan_tasks(["numpy", "numpy-batched"], range(3), (CANONICAL,), jobs=2,
+                      done={(s, CANONICAL, "numpy") for s in range(3)})[0].impls == ("numpy-batched",)
+
+
+def test_every_run_is_planned_once_in_chunks_that_give_each_worker_several():
+    """One-at-a-time runs: at least four tasks a worker, at most 50 seeds a task; --timeout: one seed a task;
+    a batched path: one task a worker, up to BATCH_CHUNK seeds each."""
+    seeds = range(400)
+    for jobs in (1, 3):
+        tasks = plan_tasks(["numpy"], seeds, (CANONICAL,), jobs)
+        assert planned(tasks) == [(s, CANONICAL, "numpy") for s in seeds]
+        assert all(1 <= len(t.seeds) <= 50 for t in tasks) and len(tasks) >= 4 * jobs
+        assert all(not t.batched and t.group == "numpy" for t in tasks)
+    few = plan_tasks(["numpy"], range(12), (CANONICAL,), jobs=1)
+    assert len(few) == 4 and all(len(t.seeds) == 3 for t in few)  # ceil(12 / 4): four tasks for the one worker
+    assert [t.seeds for t in plan_tasks(["numpy"], range(3), (CANONICAL,), jobs=1, one_seed=True)] == [(0,), (1,), (2,)]
+    batched = plan_tasks(["numpy-batched"], range(10), (CANONICAL,), jobs=3)
+    assert [len(t.seeds) for t in batched] == [4, 4, 2] and all(t.batched for t in batched)
+    big = plan_tasks(["numpy-batched"], range(BATCH_CHUNK + 1), (CANONICAL,), jobs=1)
+    assert [len(t.seeds) for t in big] == [BATCH_CHUNK, 1]
+
+
+CRASHY = '''
+import os
+from xor_rosetta.implementations.numpy_mlp import NumpyMLP
+
+
+class Crashy(NumpyMLP):
+    name = "crashy"
+
+    def train(self, x, y, steps=None, checkpoints=()):
+        if self.spec.init.seed == 2:
+            os._exit(3)  # the whole worker goes, as a segfaulting framework's would
+        return super().train(x, y, steps, checkpoints)
+'''
+
+
+def test_a_crash_resubmits_the_crashed_seeds_other_runs(tmp_path):
+    """Two implementations in one worker group: the crash at (seed 2, crashy) is that run's error; numpy's run of
+    seed 2, which the worker had not reached, is run by a fresh worker with seeds 3 and 4: 10 runs of 10."""
+    plugin = tmp_path / "crashy.py"
+    plugin.write_text(CRASHY)
+    crashy = f"{plugin}:Crashy"
+    spec = get_preset("seed-numpy").replace(steps=20)
+    task = Task("one-group", (), (crashy, "numpy"), tuple(range(5)), (CANONICAL,))
+    store = Store(tmp_path / "out", {"spec": spec.to_dict(), "threshold": 0.01}, resume=False)
+    try:
+        run_local([task], spec.to_dict(), DEFAULT_THRESHOLD[spec.loss], store, Progress(10, 0, False), 1, None)
+    finally:
+        store.close()
+    assert sorted(store.done) == sorted((s, CANONICAL, n) for s in range(5) for n in (crashy, "numpy"))
+    assert store.done[(2, CANONICAL, crashy)]["error"] == "worker exited with status 3"
+    assert all(store.done[(s, CANONICAL, "numpy")]["agreement"] == "agrees" for s in range(5))
+    lines = (tmp_path / "out" / "runs.jsonl").read_text().splitlines()
+    assert len(lines) == 10 and len({(r["seed"], r["impl"]) for r in map(json.loads, lines)}) == 10
