@@ -4,9 +4,14 @@ the run it was doing: the crashed seed's other runs in the same worker group are
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
 
 from xor_rosetta.app.sweep.engine import Progress, Store, run_local
-from xor_rosetta.app.sweep.plan import BATCH_CHUNK, CANONICAL, NATIVE_INIT, Task, plan_tasks
+from xor_rosetta.app.sweep.plan import (BATCH_CHUNK, BATCHED, CANONICAL, NATIVE_INIT, Task, _failed, batched_group,
+                                        plan_tasks, run_task)
 from xor_rosetta.compare import DEFAULT_THRESHOLD
 from xor_rosetta.presets import get_preset
 
@@ -85,3 +90,93 @@ def test_a_crash_resubmits_the_crashed_seeds_other_runs(tmp_path):
     assert all(store.done[(s, CANONICAL, "numpy")]["agreement"] == "agrees" for s in range(5))
     lines = (tmp_path / "out" / "runs.jsonl").read_text().splitlines()
     assert len(lines) == 10 and len({(r["seed"], r["impl"]) for r in map(json.loads, lines)}) == 10
+
+
+def direct(spec, seed):
+    """seed's run of numpy, trained here: (final loss, accuracy, steps to the threshold, converged)."""
+    from xor_rosetta.data import xor_data
+    from xor_rosetta.implementations.numpy_mlp import NumpyMLP
+    from xor_rosetta.params import init_params
+    from xor_rosetta.compare import accuracy
+    s = spec.replace(init=replace(spec.init, seed=seed))
+    x, y = xor_data()
+    m = NumpyMLP(s, init_params(s))
+    h = m.train(x, y)
+    below = np.flatnonzero(h.loss < DEFAULT_THRESHOLD[s.loss])
+    acc = accuracy(m.forward(x), y)
+    final = float(m.loss(x, y))
+    return final, acc, int(below[0]) + 1 if below.size else None, final < DEFAULT_THRESHOLD[s.loss] and acc == 1.0
+
+
+@pytest.mark.parametrize("preset, steps", [("seed-numpy", 600), ("seed-keras", 60)])
+def test_run_task_records_what_direct_runs_give(preset, steps):
+    """In this process (no worker): each (seed, variant, numpy) run's record against the same run made directly;
+    the finished run skipped; numpy has no framework defaults, so its native-init run is a skipped record."""
+    spec = get_preset(preset).replace(steps=steps)
+    threshold = DEFAULT_THRESHOLD[spec.loss]
+    task = Task("numpy", (), ("numpy",), (0, 1, 2), VARIANTS, skip=frozenset({(2, CANONICAL, "numpy")}))
+    msgs = run_task(task, spec.to_dict(), threshold)
+    assert [(m["kind"], m["seed"], m["variant"], m["impl"]) for m in msgs] == \
+        [("run", s, v, "numpy") for s, v, _ in task.keys()]
+    fields = set(_failed(None))
+    for m in msgs:
+        assert fields <= set(m)
+        if m["variant"] == NATIVE_INIT:
+            assert m["skipped"] == "no framework defaults of its own" and all(m[k] is None for k in fields)
+            continue
+        final, acc, reached, converged = direct(spec, m["seed"])
+        assert m["final_loss"] == pytest.approx(final, rel=1e-12) and m["accuracy"] == acc
+        assert m["steps_to_threshold"] == reached and m["converged"] is converged and m["diverged_at"] is None
+        assert (m["agreement"], m["status"], m["error"]) == ("agrees", 0, None)
+        assert m["conventions"] == registry_conventions("numpy")
+        assert m["epsilon"] == (spec.optimizer.epsilon if spec.optimizer.name == "adam" else None)
+        assert m["init"] == f"{spec.init.scheme} seed {m['seed']}" and m["seconds"] > 0
+
+
+def registry_conventions(name):
+    from xor_rosetta import registry
+    return registry.load(name).conventions.to_dict()
+
+
+def test_a_failed_runs_record_has_every_field_empty_but_the_error():
+    rec = _failed("worker exited with status 3")
+    assert rec["error"] == "worker exited with status 3"
+    assert all(v is None for k, v in rec.items() if k != "error")
+    assert set(rec) == {"final_loss", "accuracy", "steps_to_threshold", "diverged_at", "converged", "agreement",
+                        "status", "explanation", "error"}
+
+
+def test_an_unavailable_implementation_is_a_failed_record(tmp_path):
+    plugin = tmp_path / "broken.py"
+    plugin.write_text("raise ImportError('no such framework')\n")
+    name = f"{plugin}:Nope"
+    spec = get_preset("seed-numpy").replace(steps=10)
+    (m,) = run_task(Task("g", (), (name,), (0,), (CANONICAL,)), spec.to_dict(), 0.01)
+    assert (m["seed"], m["impl"], m["final_loss"]) == (0, name, None) and "no such framework" in m["error"]
+
+
+def test_batched_paths_join_their_frameworks_worker_group(monkeypatch):
+    from xor_rosetta import registry
+    for name, (_, entry, _) in BATCHED.items():
+        e = registry.get_entry(entry)
+        assert batched_group(name) == (e.process_key, e.env)
+    assert batched_group("jax-vmap") == ("jax", (("JAX_ENABLE_X64", "1"),))
+    monkeypatch.setitem(BATCHED, "x-vmap", ("x", "x-unregistered", "a path whose framework has no entry"))
+    assert batched_group("x-vmap") == ("x-unregistered", ())
+
+
+def test_numpy_batched_gives_the_one_at_a_time_runs():
+    spec = get_preset("seed-numpy").replace(steps=600)
+    threshold = DEFAULT_THRESHOLD[spec.loss]
+    msgs = run_task(Task("numpy", (), ("numpy-batched",), (0, 1, 2), (CANONICAL, NATIVE_INIT), batched=True),
+                    spec.to_dict(), threshold)
+    runs = {(m["seed"], m["variant"]): m for m in msgs}
+    assert sorted(runs) == [(s, v) for s in (0, 1, 2) for v in (CANONICAL, NATIVE_INIT)]
+    for s in (0, 1, 2):
+        m = runs[(s, CANONICAL)]
+        final, acc, reached, converged = direct(spec, s)
+        assert m["final_loss"] == pytest.approx(final, rel=1e-9) and m["accuracy"] == acc
+        assert m["steps_to_threshold"] == reached and m["converged"] is converged and m["diverged_at"] is None
+        assert m["agreement"] is None and m["error"] is None and m["epsilon"] is None
+        assert m["init"] == f"{spec.init.scheme} seed {s}" and m["conventions"] == registry_conventions("numpy")
+        assert runs[(s, NATIVE_INIT)]["skipped"] == "no framework defaults of its own"
