@@ -180,3 +180,88 @@ def test_numpy_batched_gives_the_one_at_a_time_runs():
         assert m["agreement"] is None and m["error"] is None and m["epsilon"] is None
         assert m["init"] == f"{spec.init.scheme} seed {s}" and m["conventions"] == registry_conventions("numpy")
         assert runs[(s, NATIVE_INIT)]["skipped"] == "no framework defaults of its own"
+
+
+def test_groups_batched_paths_and_environments_are_each_planned():
+    """A batched path before a one-at-a-time implementation, a finished group before an unfinished one: every group
+    is planned, each task with its group's environment."""
+    tasks = plan_tasks(["numpy-batched", "numpy"], range(2), (CANONICAL,), jobs=1)
+    assert {(t.impls, t.batched) for t in tasks} == {(("numpy",), False), (("numpy-batched",), True)}
+    done = {(s, CANONICAL, "numpy") for s in range(2)}
+    tasks = plan_tasks(["numpy", "jax", "jax-vmap"], range(2), (CANONICAL,), jobs=1, done=done)
+    assert {(t.group, t.impls, t.env) for t in tasks} == {("jax", ("jax",), (("JAX_ENABLE_X64", "1"),)),
+                                                          ("jax", ("jax-vmap",), (("JAX_ENABLE_X64", "1"),))}
+
+
+@pytest.mark.parametrize("seeds, jobs, one_seed, sizes", [
+    (3, 1, False, [1, 1, 1]),  # ceil(3 / 4) = 1 seed a task
+    (20, 1, False, [5] * 4),  # four tasks for the one worker
+    (20, 2, False, [3] * 6 + [2]),  # ceil(20 / 8) = 3
+    (12, 1, True, [1] * 12),  # --timeout: one seed a task, whatever the sizes would be
+])
+def test_chunk_sizes(seeds, jobs, one_seed, sizes):
+    tasks = plan_tasks(["numpy"], range(seeds), (CANONICAL,), jobs, one_seed=one_seed)
+    assert [len(t.seeds) for t in tasks] == sizes
+
+
+def test_converged_is_strictly_under_the_threshold_and_four_of_four():
+    """The threshold set to a run's own final loss: not converged (loss < threshold is strict); 200 steps of
+    seed-numpy: some runs are 4/4 correct with the loss still over 1e-6, and are not converged either."""
+    spec = get_preset("seed-numpy").replace(steps=200)
+    final, acc, _, _ = direct(spec, 0)
+    (m,) = run_task(Task("numpy", (), ("numpy",), (0,), (CANONICAL,)), spec.to_dict(), final)
+    assert m["final_loss"] == final and m["converged"] is False
+    (m,) = run_task(Task("numpy", (), ("numpy",), (0,), (CANONICAL,)), spec.to_dict(), np.nextafter(final, 1))
+    assert m["converged"] is (acc == 1.0)
+    msgs = run_task(Task("numpy", (), ("numpy",), tuple(range(6)), (CANONICAL,)), spec.to_dict(), 1e-6)
+    assert any(m["accuracy"] == 1.0 and not m["converged"] for m in msgs)
+    for m in msgs:
+        assert m["converged"] is direct(spec, m["seed"])[3]
+
+
+def test_a_run_that_raises_is_a_failed_record():
+    spec = get_preset("seed-numpy").replace(steps=10)
+    name = "tests/impls/crashy.py:RaisesMLP"
+    (m,) = run_task(Task("g", (), (name,), (0,), (CANONICAL,)), spec.to_dict(), 0.01)
+    assert "broken on purpose" in m["error"] and m["final_loss"] is None and m["converged"] is None
+
+
+def test_in_a_worker_each_record_is_sent_to_the_parent_as_it_is_made(monkeypatch):
+    """Records go to the parent one by one (a worker that dies later loses none of them), the same as returned."""
+    from xor_rosetta.app.workers import serve
+
+    class Conn:
+        sent = []
+
+        def send(self, obj):
+            self.sent.append(obj)
+
+    monkeypatch.setattr(serve, "_current", (Conn(), 7))
+    spec = get_preset("seed-numpy").replace(steps=20)
+    msgs = run_task(Task("numpy", (), ("numpy",), (0, 1), (CANONICAL,)), spec.to_dict(), 1e-6)
+    assert all(n[:2] == ("note", 7) for n in Conn.sent)
+    assert [n[2] for n in Conn.sent if "kind" in n[2]] == msgs and len(msgs) == 2
+
+
+def test_framework_defaults_are_drawn_once_a_seed_and_switched_one_at_a_time():
+    """torch, in this process, under the four variants: its own init (drawn once a seed, sent as an init message)
+    and its own epsilon switched one at a time; every run agrees with the reference from the same weights."""
+    from conftest import load_or_skip
+    load_or_skip("torch")
+    from xor_rosetta.app.sweep.plan import VARIANTS
+    from xor_rosetta.implementations import native
+    spec = get_preset("seed-keras").replace(steps=20)
+    msgs = run_task(Task("torch", (), ("torch",), (3,), tuple(VARIANTS)), spec.to_dict(), 0.05)
+    inits = [m for m in msgs if m["kind"] == "init"]
+    assert [(m["group"], m["family"], m["seed"]) for m in inits] == [("torch", "torch", 3)]
+    for m in inits:
+        drawn = native.draw("torch", spec, m["seed"])
+        assert all(np.array_equal(W, w) and np.array_equal(b, c) for (W, b), (w, c) in zip(drawn, m["params"]))
+    runs = {(m["seed"], m["variant"]): m for m in msgs if m["kind"] == "run"}
+    for (seed, variant), m in runs.items():
+        own_init, own_eps = VARIANTS[variant]
+        assert m["epsilon"] == (native.EPSILON["torch"] if own_eps else spec.optimizer.epsilon)
+        assert m["init"] == (f"torch default seed {seed}" if own_init else f"{spec.init.scheme} seed {seed}")
+        assert m["agreement"] == "agrees" and m["error"] is None, m
+    assert sorted(runs) == [(3, v) for v in sorted(VARIANTS)]
+    assert runs[(3, CANONICAL)]["final_loss"] != runs[(3, NATIVE_INIT)]["final_loss"]

@@ -8,12 +8,12 @@ and a pyproject.toml holding this repository's [tool.mutmut] settings, the modul
 
     .venv/bin/python tools/mutate.py                      # every module configured, one after another
     .venv/bin/python tools/mutate.py xor_rosetta/tolerance.py xor_rosetta/app/sweep/plan.py
-    .venv/bin/python tools/mutate.py --sample             # CI: the fixed sample ([tool.xor-rosetta-mutation] sample)
+    .venv/bin/python tools/mutate.py --sample             # CI: the fixed sample of modules, every mutant killed
 
 Each module's score is written to build/mutation/scores.json and printed; mutants listed as equivalent
 ([tool.xor-rosetta-mutation.equivalent], with the reason) are left out of the score, and any other survivor is
-listed. The exit status is 1 when a module scores under `min_score` (or, with --sample, when a sampled mutant
-survives), else 0. Not part of the default suite: docs/development.md, "Mutation testing".
+listed. The exit status is 1 when a module scores under `min_score` (with --sample, when any mutant of the sample's
+modules that is not listed as equivalent survives), else 0. Not part of the default suite: docs/development.md, "Mutation testing".
 """
 from __future__ import annotations
 
@@ -78,25 +78,23 @@ def build(module: str, tests: list[str], mutmut: dict) -> Path:
 STATUS = re.compile(r"^\s*(?P<name>[\w.]+__mutmut_\d+): (?P<status>.+?)\s*$")
 
 
-def run_module(module: str, tests: list[str], mutmut: dict, names: list[str], max_children: int) -> dict:
+def run_module(module: str, tests: list[str], mutmut: dict, max_children: int) -> dict:
     where = build(module, tests, mutmut)
     env = {**os.environ, "PYTHONPATH": str(where / "mutants")}
     mm = str(Path(sys.executable).with_name("mutmut"))
-    cmd = ["nice", "-n", "15", mm, "run", "--max-children", str(max_children), *names]
+    cmd = ["nice", "-n", "15", mm, "run", "--max-children", str(max_children)]
     print(f"== {module}: {' '.join(cmd[3:])} (tests: {' '.join(tests)})", flush=True)
-    run = subprocess.run(cmd, cwd=where, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    (where / "run.log").write_text(run.stdout)
+    with open(where / "run.log", "w") as log:  # mutmut's progress, as it goes
+        subprocess.run(cmd, cwd=where, env=env, stdout=log, stderr=subprocess.STDOUT)
     res = subprocess.run([mm, "results", "--all", "true"], cwd=where, env=env, text=True, capture_output=True)
     statuses = {m["name"]: m["status"] for m in (STATUS.match(line) for line in res.stdout.splitlines()) if m}
-    if names:
-        statuses = {n: s for n, s in statuses.items() if n in names}
     if not statuses:
-        print(run.stdout[-3000:], res.stdout[-2000:], res.stderr[-2000:], sep="\n")
+        print((where / "run.log").read_text()[-3000:], res.stdout[-2000:], res.stderr[-2000:], sep="\n")
         raise SystemExit(f"mutmut gave no verdicts for {module}: see {where / 'run.log'}")
     return statuses
 
 
-def score(module: str, statuses: dict, equivalent: dict) -> dict:
+def score(module: str, statuses: dict, equivalent: dict, date: str | None = None) -> dict:
     eq = sorted(n for n in statuses if n in equivalent)
     live = {n: s for n, s in statuses.items() if n not in equivalent}
     killed = sorted(n for n, s in live.items() if s == "killed")
@@ -104,7 +102,7 @@ def score(module: str, statuses: dict, equivalent: dict) -> dict:
     return {"module": module, "mutants": len(statuses), "equivalent": len(eq), "killed": len(killed),
             "not_killed": {n: live[n] for n in survived},
             "score": round(len(killed) / len(live), 4) if live else 1.0,
-            "date": datetime.date.today().isoformat()}
+            "date": date or datetime.date.today().isoformat(), "statuses": statuses}
 
 
 def main(argv=None) -> int:
@@ -112,43 +110,69 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("modules", nargs="*", help="modules to mutate, as installed (xor_rosetta/tolerance.py); "
                                                 "default: every one in [tool.xor-rosetta-mutation.modules]")
-    ap.add_argument("--sample", action="store_true", help="only the fixed sample of mutants (CI)")
+    ap.add_argument("--sample", action="store_true", help="the fixed sample of modules, every mutant killed (CI)")
     ap.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1)")
+    ap.add_argument("--results", action="store_true", help="write results/mutation.md from build/mutation/scores.json "
+                                                            "(the modules run so far) and exit")
     a = ap.parse_args(argv)
+    if a.results:
+        write_results(json.loads((BUILD / "scores.json").read_text()), ours)
+        return 0
     modules = ours["modules"]
     if a.sample:
-        todo = {}
-        for name in ours["sample"]:
-            todo.setdefault(module_of(name, modules), []).append(name)
+        todo = list(ours["sample"])
     else:
         unknown = [m for m in a.modules if m not in modules]
         if unknown:
             ap.error(f"not configured in [tool.xor-rosetta-mutation.modules]: {', '.join(unknown)}")
-        todo = {m: [] for m in a.modules or modules}
+        todo = list(a.modules or modules)
     equivalent = ours.get("equivalent", {})
     scores_path = BUILD / "scores.json"
     scores = json.loads(scores_path.read_text()) if scores_path.exists() and not a.sample else {}
     failed = False
-    for module, names in todo.items():
-        s = score(module, run_module(module, modules[module], mutmut, names, a.max_children), equivalent)
+    for module in todo:
+        s = score(module, run_module(module, modules[module], mutmut, a.max_children), equivalent)
         scores[module] = s
         print(f"{module}: {s['killed']} killed of {s['mutants'] - s['equivalent']} "
               f"({s['equivalent']} equivalent left out): {100 * s['score']:.1f}%", flush=True)
         for n, st in s["not_killed"].items():
             print(f"    {st}: {n}")
-        failed |= bool(s["not_killed"]) if a.sample else s["score"] < ours["min_score"]
+        failed |= bool(s["not_killed"]) if a.sample else s["score"] < ours["min_score"]  # the sample: all killed
     BUILD.mkdir(parents=True, exist_ok=True)
     if not a.sample:
         scores_path.write_text(json.dumps(scores, indent=1) + "\n")
     return 1 if failed else 0
 
 
-def module_of(mutant: str, modules: dict) -> str:
-    """xor_rosetta.tolerance.x_classify__mutmut_3 -> xor_rosetta/tolerance.py (one of `modules`)."""
-    for m in modules:
-        if mutant.startswith(m.removesuffix(".py").replace("/", ".") + "."):
-            return m
-    raise SystemExit(f"sample mutant {mutant!r} is in no configured module")
+def write_results(scores: dict, ours: dict) -> None:
+    """results/mutation.md: each module's score with its date, the command, the equivalent mutants and why, and
+    the mutants not killed."""
+    out = ["# Mutation testing", "",
+           "mutmut (`tools/mutate.py`, configured in `pyproject.toml`; docs/development.md, \"Mutation testing\"). "
+           "Score: killed / (mutants - equivalent). Written by `tools/mutate.py --results` from the last runs.", "",
+           "| module | date | command | mutants | equivalent | killed | not killed | score |",
+           "|---|---|---|---:|---:|---:|---:|---:|"]
+    equivalent = ours.get("equivalent", {})
+    scores = {m: score(m, s["statuses"], equivalent, s["date"]) for m, s in scores.items()}  # today's list
+    for m in sorted(scores, key=list(ours["modules"]).index):
+        s = scores[m]
+        out.append(f"| `{m}` | {s['date']} | `tools/mutate.py {m}` | {s['mutants']} | {s['equivalent']} | "
+                   f"{s['killed']} | {len(s['not_killed'])} | {100 * s['score']:.1f}% |")
+    not_run = [m for m in ours["modules"] if m not in scores]
+    if not_run:
+        out += ["", "Configured, not yet run: " + ", ".join(f"`{m}`" for m in not_run) + "."]
+    out += ["", "## Equivalent mutants", "", "Left out of the scores: they cannot change behaviour.", ""]
+    out += [f"- `{n}`: {why}" for n, why in ours.get("equivalent", {}).items()]
+    out += ["", "## Not killed", "", "Survivors (a test could kill them, and none does yet), and mutants no selected "
+            "test reaches (\"no tests\": code run only in worker processes, or by tests outside the module's "
+            "selection).", ""]
+    for m in sorted(scores, key=list(ours["modules"]).index):
+        by: dict[str, list[str]] = {}
+        for n, st in scores[m]["not_killed"].items():
+            by.setdefault(st, []).append(n.split(".")[-1])
+        for st, names in sorted(by.items()):
+            out.append(f"- `{m}`, {st} ({len(names)}): " + ", ".join(f"`{n}`" for n in sorted(names)))
+    (ROOT / "results" / "mutation.md").write_text("\n".join(out) + "\n")
 
 
 if __name__ == "__main__":
