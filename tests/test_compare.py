@@ -22,7 +22,8 @@ def P(w, b=0.0, w2=-4.0):
 
 
 def test_measures():
-    assert max_abs(P(1.0)) == 4.0 and max_abs([(np.zeros((1, 0)), np.zeros(0))]) == 0.0
+    empty = [(np.zeros((1, 0)), np.zeros(0))]
+    assert max_abs(P(1.0)) == 4.0 and max_abs(empty) == 0.0 and max_abs_diff(empty, empty) == 0.0
     assert max_abs_diff(P(1.0), P(1.5, b=-0.25)) == 0.5
     assert math.isnan(max_abs_diff(P(1.0), P(math.nan)))
     assert max_rel_diff(P(1.0), P(1.5)) == 0.5 / 4.0
@@ -33,7 +34,8 @@ def test_measures():
 def test_accuracy_is_the_side_of_one_half():
     y = np.array([[0.0], [1.0], [1.0], [0.0]])
     assert accuracy(np.array([[0.1], [0.9], [0.6], [0.4]]), y) == 1.0
-    assert accuracy(np.array([[0.5], [0.5], [0.9], [0.1]]), y) == 0.75  # 0.5 is not above one half: class 0
+    assert accuracy(np.array([[0.5], [0.9], [0.9], [0.1]]), y) == 1.0  # 0.5 is not above one half: class 0
+    assert accuracy(np.array([[0.1], [0.5], [0.9], [0.1]]), y) == 0.75
     assert accuracy(np.array([[np.nextafter(0.5, 1)], [0.4], [0.9], [0.1]]), y) == 0.5
 
 
@@ -85,6 +87,7 @@ def test_gradients_against_their_largest_value(factor, status):
     assert j.status == status
     if status == DISAGREES:
         assert (j.first.what, j.first.step, j.first.allowed) == ("gradients", 0, TOL.gradient * 4.0)
+        assert j.first.diff == pytest.approx(factor * TOL.gradient * 4.0, rel=1e-3)
         assert j.explanation == (f"at the initial weights: gradients differ by {j.first.diff:.2g} "
                                  f"(allowed {TOL.gradient * 4.0:.2g})")
     assert run(grad=5.0, grads=False).status == AGREES  # no gradients given: none judged
@@ -143,6 +146,10 @@ def test_only_checkpoints_in_both_runs_are_judged():
     j = judge("float64", [2, 1], None, None, np.zeros(0), np.zeros(0), {1: P(1.0), 2: P(2.0)},
               {1: P(1.0), 2: P(1.0)})
     assert (j.first.step, j.first.diff) == (2, 1.0)
+    # no losses (the batched sweep judges params only), with a floor: measured, since the params disagree
+    j = judge("float64", [1, 2], None, None, np.empty(0), np.empty(0), {1: P(1.0), 2: P(2.0)},
+              {1: P(1.0), 2: P(1.0)}, lambda: Floor(params={1: 0.5, 2: 0.5}, loss=np.empty(0)))
+    assert j.floor_measured and (j.status, j.first.step) == (ILL, 2)
 
 
 def test_float32_runs_are_judged_by_float32_tolerances():

@@ -265,3 +265,29 @@ def test_framework_defaults_are_drawn_once_a_seed_and_switched_one_at_a_time():
         assert m["agreement"] == "agrees" and m["error"] is None, m
     assert sorted(runs) == [(3, v) for v in sorted(VARIANTS)]
     assert runs[(3, CANONICAL)]["final_loss"] != runs[(3, NATIVE_INIT)]["final_loss"]
+
+
+def test_torch_vmap_runs_are_judged_network_by_network():
+    """torch-vmap, in this process: every seed and variant judged against the batched reference (it agrees), its
+    own init drawn for the variants that ask for it, its own epsilon likewise, the same runs as torch one at a time."""
+    from conftest import load_or_skip
+    load_or_skip("torch")
+    from xor_rosetta.app.sweep.plan import VARIANTS
+    from xor_rosetta.implementations import native
+    spec = get_preset("seed-keras").replace(steps=20)
+    task = Task("torch", (), ("torch-vmap",), (3, 4), tuple(VARIANTS), batched=True)
+    msgs = run_task(task, spec.to_dict(), 0.05)
+    inits = {(m["seed"], m["family"]) for m in msgs if m["kind"] == "init"}
+    assert inits == {(3, "torch"), (4, "torch")}
+    runs = {(m["seed"], m["variant"]): m for m in msgs if m["kind"] == "run"}
+    one = {(m["seed"], m["variant"]): m for m in run_task(Task("torch", (), ("torch",), (3, 4), tuple(VARIANTS)),
+                                                          spec.to_dict(), 0.05) if m["kind"] == "run"}
+    assert sorted(runs) == sorted(one) == sorted((s, v) for s in (3, 4) for v in VARIANTS)
+    for (seed, variant), m in runs.items():
+        own_init, own_eps = VARIANTS[variant]
+        assert m["epsilon"] == (native.EPSILON["torch"] if own_eps else spec.optimizer.epsilon)
+        assert m["init"] == (f"torch default seed {seed}" if own_init else f"{spec.init.scheme} seed {seed}")
+        assert (m["agreement"], m["status"], m["error"], m["diverged_at"]) == ("agrees", 0, None, None), m
+        o = one[(seed, variant)]
+        assert m["final_loss"] == pytest.approx(o["final_loss"], rel=1e-9) and m["accuracy"] == o["accuracy"]
+        assert m["converged"] == o["converged"] and m["conventions"]["adam"] == "torch"
