@@ -228,3 +228,11 @@ def test_compute_all_runs_each_case_in_a_worker_and_reports_progress():
     for c in cases:
         assert drift(c, G.load(c, GOLDEN), got[c]) == [] and got[c]["dtype"] == c.dtype
     assert sorted(w for w, _ in seen) == sorted(f"{c} done" for c in cases) and [n for _, n in seen] == [1, 2]
+
+
+def test_compute_all_maps_a_failed_or_timed_out_case_to_its_reason():
+    bad, slow = Case("no-such-preset", "numpy", "float64"), Case("seed-numpy", "numpy", "float64")
+    got = G.compute_all([bad], jobs=1)
+    assert isinstance(got[bad], str) and "no-such-preset" in got[bad]
+    got = G.compute_all([slow], jobs=1, timeout=0.01)  # 10,000 steps take far longer than 10 ms
+    assert got[slow].startswith("timeout after")

@@ -144,6 +144,9 @@ def main(argv=None) -> int:
     return 1 if failed else 0
 
 
+KEEP = "## The seven mutants of issue 24"  # results/mutation.md from this heading on is written by hand, and kept
+
+
 def write_results(scores: dict, ours: dict) -> None:
     """results/mutation.md: each module's score with its date, the command, the equivalent mutants and why, and
     the mutants not killed."""
@@ -172,7 +175,10 @@ def write_results(scores: dict, ours: dict) -> None:
             by.setdefault(st, []).append(n.split(".")[-1])
         for st, names in sorted(by.items()):
             out.append(f"- `{m}`, {st} ({len(names)}): " + ", ".join(f"`{n}`" for n in sorted(names)))
-    (ROOT / "results" / "mutation.md").write_text("\n".join(out) + "\n")
+    path = ROOT / "results" / "mutation.md"
+    kept = path.read_text().split(KEEP, 1) if path.exists() else []  # the hand-written part, after KEEP
+    tail = [KEEP + kept[1]] if len(kept) == 2 else []
+    path.write_text("\n".join(out + [""] + tail).rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":
