@@ -65,7 +65,7 @@ def test_loss_against_the_largest_reference_loss_so_far(factor, status):
         f = j.first
         assert (f.what, f.step, f.allowed, f.got, f.want) == ("loss", 2, TOL.loss * 2.0, 0.5 + factor * TOL.loss * 2.0,
                                                                0.5)
-        assert f.diff == pytest.approx(factor * TOL.loss * 2.0, rel=1e-3) and f.floor is None
+        assert f.diff == pytest.approx(factor * TOL.loss * 2.0, rel=1e-3, abs=0) and f.floor is None
         assert j.verdict == "DISAGREES"
         assert j.explanation == (f"at step 2: loss differs by {f.diff:.2g} (0.5 vs the reference's 0.5) "
                                  f"(allowed {TOL.loss * 2.0:.2g})")
@@ -87,7 +87,7 @@ def test_gradients_against_their_largest_value(factor, status):
     assert j.status == status
     if status == DISAGREES:
         assert (j.first.what, j.first.step, j.first.allowed) == ("gradients", 0, TOL.gradient * 4.0)
-        assert j.first.diff == pytest.approx(factor * TOL.gradient * 4.0, rel=1e-3)
+        assert j.first.diff == pytest.approx(factor * TOL.gradient * 4.0, rel=1e-3, abs=0)
         assert j.explanation == (f"at the initial weights: gradients differ by {j.first.diff:.2g} "
                                  f"(allowed {TOL.gradient * 4.0:.2g})")
     assert run(grad=5.0, grads=False).status == AGREES  # no gradients given: none judged

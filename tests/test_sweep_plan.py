@@ -125,7 +125,7 @@ def test_run_task_records_what_direct_runs_give(preset, steps):
             assert m["skipped"] == "no framework defaults of its own" and all(m[k] is None for k in fields)
             continue
         final, acc, reached, converged = direct(spec, m["seed"])
-        assert m["final_loss"] == pytest.approx(final, rel=1e-12) and m["accuracy"] == acc
+        assert m["final_loss"] == pytest.approx(final, rel=1e-12, abs=0) and m["accuracy"] == acc
         assert m["steps_to_threshold"] == reached and m["converged"] is converged and m["diverged_at"] is None
         assert (m["agreement"], m["status"], m["error"]) == ("agrees", 0, None)
         assert m["conventions"] == registry_conventions("numpy")
@@ -175,7 +175,7 @@ def test_numpy_batched_gives_the_one_at_a_time_runs():
     for s in (0, 1, 2):
         m = runs[(s, CANONICAL)]
         final, acc, reached, converged = direct(spec, s)
-        assert m["final_loss"] == pytest.approx(final, rel=1e-9) and m["accuracy"] == acc
+        assert m["final_loss"] == pytest.approx(final, rel=1e-9, abs=0) and m["accuracy"] == acc
         assert m["steps_to_threshold"] == reached and m["converged"] is converged and m["diverged_at"] is None
         assert m["agreement"] is None and m["error"] is None and m["epsilon"] is None
         assert m["init"] == f"{spec.init.scheme} seed {s}" and m["conventions"] == registry_conventions("numpy")
@@ -289,5 +289,5 @@ def test_torch_vmap_runs_are_judged_network_by_network():
         assert m["init"] == (f"torch default seed {seed}" if own_init else f"{spec.init.scheme} seed {seed}")
         assert (m["agreement"], m["status"], m["error"], m["diverged_at"]) == ("agrees", 0, None, None), m
         o = one[(seed, variant)]
-        assert m["final_loss"] == pytest.approx(o["final_loss"], rel=1e-9) and m["accuracy"] == o["accuracy"]
+        assert m["final_loss"] == pytest.approx(o["final_loss"], rel=1e-9, abs=0) and m["accuracy"] == o["accuracy"]
         assert m["converged"] == o["converged"] and m["conventions"]["adam"] == "torch"
