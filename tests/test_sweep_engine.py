@@ -118,3 +118,21 @@ def test_a_progress_bar_only_on_a_terminal():
     assert bar.bar is None
     bar.update()
     bar.close()
+
+
+def test_a_progress_bar_on_a_terminal_counts_runs_from_those_done(monkeypatch):
+    pytest.importorskip("tqdm")
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stderr", Terminal())
+    bar = E.Progress(10, 2, enabled=True)
+    assert (bar.bar.total, bar.bar.n, bar.bar.unit) == (10, 2, "run")
+    bar.update()
+    bar.update(2)
+    assert bar.bar.n == 5
+    bar.close()
+    assert E.Progress(10, 2, enabled=False).bar is None  # --quiet

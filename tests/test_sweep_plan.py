@@ -66,30 +66,55 @@ class Crashy(NumpyMLP):
     name = "crashy"
 
     def train(self, x, y, steps=None, checkpoints=()):
-        if self.spec.init.seed == 2:
+        if os.environ.get("XR_TASK_ENV") != "set" or os.environ.get("OMP_NUM_THREADS") != "1":
+            os._exit(5)  # every worker, a resubmitted task's too, has its group's environment and one thread
+        if self.spec.init.seed in (2, 3):
             os._exit(3)  # the whole worker goes, as a segfaulting framework's would
         return super().train(x, y, steps, checkpoints)
 '''
 
 
-def test_a_crash_resubmits_the_crashed_seeds_other_runs(tmp_path):
-    """Two implementations in one worker group: the crash at (seed 2, crashy) is that run's error; numpy's run of
-    seed 2, which the worker had not reached, is run by a fresh worker with seeds 3 and 4: 10 runs of 10."""
+def test_a_crash_resubmits_the_crashed_seeds_other_runs(tmp_path, monkeypatch):
+    """Two implementations in one worker group: each crash (seeds 2 and 3, crashy) is that run's error; numpy's
+    runs of those seeds, which the worker had not reached, are run by a fresh worker, with the group's environment
+    and one thread: 10 runs of 10."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the sweep sets it for its workers
     plugin = tmp_path / "crashy.py"
     plugin.write_text(CRASHY)
     crashy = f"{plugin}:Crashy"
     spec = get_preset("seed-numpy").replace(steps=20)
-    task = Task("one-group", (), (crashy, "numpy"), tuple(range(5)), (CANONICAL,))
+    task = Task("one-group", (("XR_TASK_ENV", "set"),), (crashy, "numpy"), tuple(range(5)), (CANONICAL,))
     store = Store(tmp_path / "out", {"spec": spec.to_dict(), "threshold": 0.01}, resume=False)
     try:
         run_local([task], spec.to_dict(), DEFAULT_THRESHOLD[spec.loss], store, Progress(10, 0, False), 1, None)
     finally:
         store.close()
     assert sorted(store.done) == sorted((s, CANONICAL, n) for s in range(5) for n in (crashy, "numpy"))
-    assert store.done[(2, CANONICAL, crashy)]["error"] == "worker exited with status 3"
-    assert all(store.done[(s, CANONICAL, "numpy")]["agreement"] == "agrees" for s in range(5))
+    for s in range(5):
+        for n in (crashy, "numpy"):
+            r = store.done[(s, CANONICAL, n)]
+            if n == crashy and s in (2, 3):
+                assert r["error"] == "worker exited with status 3"
+            else:
+                assert r["agreement"] == "agrees" and r["error"] is None, r
     lines = (tmp_path / "out" / "runs.jsonl").read_text().splitlines()
     assert len(lines) == 10 and len({(r["seed"], r["impl"]) for r in map(json.loads, lines)}) == 10
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_runs_past_the_timeout_each_get_that_error(tmp_path, batched):
+    """A batched task is one computation: all its runs share the timeout; one-at-a-time runs time out one by one,
+    the rest of the task going to a fresh worker each time."""
+    spec = get_preset("seed-numpy").replace(steps=10_000)
+    impl = "numpy-batched" if batched else "numpy"
+    task = Task("numpy", (), (impl,), (0, 1, 2), (CANONICAL,), batched=batched)
+    store = Store(tmp_path / "out", {"spec": spec.to_dict(), "threshold": 0.01}, resume=False)
+    try:
+        run_local([task], spec.to_dict(), 1e-6, store, Progress(3, 0, False), 1, 0.01)
+    finally:
+        store.close()
+    assert sorted(store.done) == [(s, CANONICAL, impl) for s in range(3)]
+    assert all(r["error"] == "timeout after 0.01 s" and r["final_loss"] is None for r in store.done.values())
 
 
 def direct(spec, seed):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import fnmatch
 import json
 import os
 import re
@@ -94,11 +95,19 @@ def run_module(module: str, tests: list[str], mutmut: dict, max_children: int) -
     return statuses
 
 
+KILLED = ("killed", "timeout")  # a mutant that makes its tests run past mutmut's limit is caught: CI would hang
+
+
+def is_equivalent(name: str, equivalent: dict) -> bool:
+    """Listed by name, or by a pattern (fnmatch) such as a whole dead method's `...__mutmut_*`."""
+    return name in equivalent or any("*" in p and fnmatch.fnmatchcase(name, p) for p in equivalent)
+
+
 def score(module: str, statuses: dict, equivalent: dict, date: str | None = None) -> dict:
-    eq = sorted(n for n in statuses if n in equivalent)
-    live = {n: s for n, s in statuses.items() if n not in equivalent}
-    killed = sorted(n for n, s in live.items() if s == "killed")
-    survived = sorted(n for n, s in live.items() if s != "killed")
+    eq = sorted(n for n in statuses if is_equivalent(n, equivalent))
+    live = {n: s for n, s in statuses.items() if n not in eq}
+    killed = sorted(n for n, s in live.items() if s in KILLED)
+    survived = sorted(n for n, s in live.items() if s not in KILLED)
     return {"module": module, "mutants": len(statuses), "equivalent": len(eq), "killed": len(killed),
             "not_killed": {n: live[n] for n in survived},
             "score": round(len(killed) / len(live), 4) if live else 1.0,
