@@ -316,3 +316,43 @@ def test_torch_vmap_runs_are_judged_network_by_network():
         o = one[(seed, variant)]
         assert m["final_loss"] == pytest.approx(o["final_loss"], rel=1e-9, abs=0) and m["accuracy"] == o["accuracy"]
         assert m["converged"] == o["converged"] and m["conventions"]["adam"] == "torch"
+
+
+def test_parse_seeds_and_variants():
+    from xor_rosetta.app.sweep.plan import NATIVE, NATIVE_EPS, parse_seeds, variants_for
+    from xor_rosetta.errors import XorRosettaError
+    assert parse_seeds("5") == range(0, 5) and parse_seeds("3:7") == range(3, 7) and parse_seeds("0:1") == range(1)
+    for bad, words in (("x", "--seeds takes N or A:B"), ("1:x", "--seeds takes N or A:B"), ("0", "names no seeds"),
+                       ("5:5", "names no seeds"), ("-1:3", "names no seeds"), ("7:3", "names no seeds")):
+        with pytest.raises(XorRosettaError, match=words):
+            parse_seeds(bad)
+    sgd, adam = get_preset("seed-numpy"), get_preset("seed-keras")
+    assert variants_for(sgd, False) == variants_for(adam, False) == (CANONICAL,)
+    assert variants_for(sgd, True) == (CANONICAL, NATIVE_INIT)  # no epsilon without Adam
+    assert variants_for(adam, True) == (CANONICAL, NATIVE_INIT, NATIVE_EPS, NATIVE)
+
+
+def test_params_from_an_init_message():
+    from xor_rosetta.app.sweep.plan import params_from_message
+    (W0, b0), (W1, b1) = params_from_message({"params": [[[[1, 2]], [3]], [[[4], [5]], [6.5]]]})
+    assert W0.dtype == b1.dtype == np.float64 and W0.shape == (1, 2) and W1.shape == (2, 1)
+    assert W0.tolist() == [[1.0, 2.0]] and b0.tolist() == [3.0] and b1.tolist() == [6.5]
+
+
+def test_diverging_batched_runs_are_judged_up_to_where_they_stopped():
+    """lr 50: every run diverges at the same step, one at a time and batched; torch-vmap is judged on what both it
+    and the batched reference ran while finite (its floor measured where a difference is over the tolerance)."""
+    from conftest import load_or_skip
+    load_or_skip("torch")
+    from xor_rosetta.spec import Optimizer
+    spec = get_preset("seed-numpy").replace(steps=100, optimizer=Optimizer("sgd", lr=50.0))
+    one = {m["seed"]: m for m in run_task(Task("numpy", (), ("numpy",), (0, 1, 2), (CANONICAL,)), spec.to_dict(), 1e-6)}
+    for impl in ("numpy-batched", "torch-vmap"):
+        for m in run_task(Task("g", (), (impl,), (0, 1, 2), (CANONICAL,), batched=True), spec.to_dict(), 1e-6):
+            o = one[m["seed"]]
+            assert o["diverged_at"] is not None and m["diverged_at"] == o["diverged_at"]
+            assert m["final_loss"] is None and m["converged"] is False and m["error"] is None
+            if impl == "torch-vmap":
+                assert m["status"] in (0, 1, 2) and (m["explanation"] is None) == (m["status"] == 0), m
+            else:
+                assert m["agreement"] is m["status"] is m["explanation"] is None
