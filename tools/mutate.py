@@ -79,14 +79,16 @@ def build(module: str, tests: list[str], mutmut: dict) -> Path:
 STATUS = re.compile(r"^\s*(?P<name>[\w.]+__mutmut_\d+): (?P<status>.+?)\s*$")
 
 
-def run_module(module: str, tests: list[str], mutmut: dict, max_children: int) -> dict:
-    where = build(module, tests, mutmut)
+def run_module(module: str, tests: list[str], mutmut: dict, max_children: int, collect: bool = False) -> dict:
+    """mutmut's verdict on each mutant of `module` (`collect`: read those of a run cut short, without running)."""
+    where = BUILD / module.removesuffix(".py").replace("/", ".") if collect else build(module, tests, mutmut)
     env = {**os.environ, "PYTHONPATH": str(where / "mutants")}
     mm = str(Path(sys.executable).with_name("mutmut"))
     cmd = ["nice", "-n", "15", mm, "run", "--max-children", str(max_children)]
-    print(f"== {module}: {' '.join(cmd[3:])} (tests: {' '.join(tests)})", flush=True)
-    with open(where / "run.log", "w") as log:  # mutmut's progress, as it goes
-        subprocess.run(cmd, cwd=where, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if not collect:
+        print(f"== {module}: {' '.join(cmd[3:])} (tests: {' '.join(tests)})", flush=True)
+        with open(where / "run.log", "w") as log:  # mutmut's progress, as it goes
+            subprocess.run(cmd, cwd=where, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     res = subprocess.run([mm, "results", "--all", "true"], cwd=where, env=env, text=True, capture_output=True)
     statuses = {m["name"]: m["status"] for m in (STATUS.match(line) for line in res.stdout.splitlines()) if m}
     if not statuses:
@@ -121,6 +123,8 @@ def main(argv=None) -> int:
                                                 "default: every one in [tool.xor-rosetta-mutation.modules]")
     ap.add_argument("--sample", action="store_true", help="the fixed sample of modules, every mutant killed (CI)")
     ap.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1)")
+    ap.add_argument("--collect", action="store_true", help="read the verdicts of runs cut short (not checked: not "
+                                                            "killed) into scores.json, without running")
     ap.add_argument("--results", action="store_true", help="write results/mutation.md from build/mutation/scores.json "
                                                             "(the modules run so far) and exit")
     a = ap.parse_args(argv)
@@ -140,7 +144,7 @@ def main(argv=None) -> int:
     scores = json.loads(scores_path.read_text()) if scores_path.exists() and not a.sample else {}
     failed = False
     for module in todo:
-        s = score(module, run_module(module, modules[module], mutmut, a.max_children), equivalent)
+        s = score(module, run_module(module, modules[module], mutmut, a.max_children, a.collect), equivalent)
         scores[module] = s
         print(f"{module}: {s['killed']} killed of {s['mutants'] - s['equivalent']} "
               f"({s['equivalent']} equivalent left out): {100 * s['score']:.1f}%", flush=True)
