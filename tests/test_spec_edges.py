@@ -11,7 +11,7 @@ from xor_rosetta.spec import MAX_STEPS, Init, Optimizer, Spec
 
 
 def refused(message, make):
-    with pytest.raises(SpecError, match=re.escape(message)):
+    with pytest.raises(SpecError, match=f"^{re.escape(message)}$"):  # the whole message
         make()
 
 
@@ -66,10 +66,15 @@ def test_seed_and_init_path():
     assert Init(scheme="file", path="w.npz").path == "w.npz"
 
 
+def test_replace_changes_and_validates():
+    assert Spec().replace(steps=5).steps == 5 and Spec().replace(steps=5).layers == Spec().layers
+    refused(f"steps must be a whole number from 1 to {MAX_STEPS:,} (the maximum), got 0", lambda: Spec().replace(steps=0))
+
+
 def test_choices_and_keys_are_listed():
     refused("unknown loss 'mae'; choose one of: mse, bce", lambda: Spec(loss="mae"))
     refused("loss \"bce\" needs a sigmoid output activation, got 'linear'",
-            lambda: Spec(layers=(2, 3, 1), activations=("sigmoid", "linear"), loss="bce"))
+            lambda: Spec(layers=(2, 3, 3, 1), activations=("sigmoid", "tanh", "linear"), loss="bce"))
     d = Spec().to_dict()
     refused("unknown key 'lrr' in optimizer; known keys: beta1, beta2, epsilon, lr, momentum, name",
             lambda: Spec.from_dict({**d, "optimizer": {**d["optimizer"], "lrr": 1}}))
