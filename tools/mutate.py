@@ -141,7 +141,7 @@ def main(argv=None) -> int:
         todo = list(a.modules or modules)
     equivalent = ours.get("equivalent", {})
     scores_path = BUILD / "scores.json"
-    scores = json.loads(scores_path.read_text()) if scores_path.exists() and not a.sample else {}
+    scores = {}
     failed = False
     for module in todo:
         s = score(module, run_module(module, modules[module], mutmut, a.max_children, a.collect), equivalent)
@@ -152,8 +152,9 @@ def main(argv=None) -> int:
             print(f"    {st}: {n}")
         failed |= bool(s["not_killed"]) if a.sample else s["score"] < ours["min_score"]  # the sample: all killed
     BUILD.mkdir(parents=True, exist_ok=True)
-    if not a.sample:
-        scores_path.write_text(json.dumps(scores, indent=1) + "\n")
+    if not a.sample:  # merged with what is there now: another run may have written it meanwhile
+        merged = json.loads(scores_path.read_text()) if scores_path.exists() else {}
+        scores_path.write_text(json.dumps({**merged, **scores}, indent=1) + "\n")
     return 1 if failed else 0
 
 
@@ -181,7 +182,7 @@ def write_results(scores: dict, ours: dict) -> None:
     out += [f"- `{n}`: {why}" for n, why in ours.get("equivalent", {}).items()]
     out += ["", "## Not killed", "", "Survivors (a test could kill them, and none does yet), and mutants no selected "
             "test reaches (\"no tests\": code run only in worker processes, or by tests outside the module's "
-            "selection).", ""]
+            "selection), and \"not checked\": mutants a run cut short did not reach (`--collect`).", ""]
     for m in sorted(scores, key=list(ours["modules"]).index):
         by: dict[str, list[str]] = {}
         for n, st in scores[m]["not_killed"].items():
