@@ -149,7 +149,7 @@ def drift(case: Case, want: dict, got: dict, floor=None) -> list[str]:
                 if np.any(classify(d, allowed, fl) == DISAGREES):
                     i = np.unravel_index(np.argmax(np.where(np.isnan(d), np.inf, d)), d.shape)
                     at = "[" + ",".join(map(str, i)) + "]"
-                    out.append(f"{case}: step {k} {name}{at}: expected {wa[i]!r}, got {ga[i]!r} "
+                    out.append(f"{case}: step {k} {name}{at}: expected {float(wa[i])!r}, got {float(ga[i])!r} "
                                f"(|Δ| {d[i]:.2g} > {allowed:.2g})")
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         out.append(f"{case}: golden file is malformed ({e!r}); recreate it with: xor-rosetta check --update")
