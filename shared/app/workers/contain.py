@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from xor_rosetta.app.workers.pool import Workers
+from xor_rosetta.app.workers.remote import Forwarded
 from xor_rosetta.app.workers.wire import WorkerError
 from xor_rosetta.errors import XorRosettaError
 
@@ -110,7 +111,7 @@ class _Host:
             raise
 
 
-class ContainedMLP:
+class ContainedMLP(Forwarded):
     """One instance of the target, living in its worker; the MLP interface, forwarded."""
 
     def __init__(self, host: _Host, spec, params):
@@ -120,21 +121,6 @@ class ContainedMLP:
 
     def _call(self, name, *args, **kwargs):
         return self._host.run(self._worker, _method, self._ref, name, *args, **kwargs)
-
-    def forward(self, x):
-        return self._call("forward", x)
-
-    def loss(self, x, y):
-        return self._call("loss", x, y)
-
-    def gradients(self, x, y):
-        return self._call("gradients", x, y)
-
-    def train(self, x, y, steps=None, checkpoints=()):
-        return self._call("train", x, y, steps=steps, checkpoints=list(checkpoints))
-
-    def params(self):
-        return self._call("params")
 
     @property
     def steps_done(self) -> int:

@@ -29,7 +29,29 @@ def _registry():
     return registry
 
 
-class RemoteMLP(_MLP):
+class Forwarded:
+    """The MLP interface forwarded to an instance living in a worker: a subclass says how (`_call`)."""
+
+    def _call(self, method: str, *args, **kwargs):
+        raise NotImplementedError
+
+    def forward(self, x):
+        return self._call("forward", x)
+
+    def loss(self, x, y):
+        return self._call("loss", x, y)
+
+    def gradients(self, x, y):
+        return self._call("gradients", x, y)
+
+    def train(self, x, y, steps=None, checkpoints=()):
+        return self._call("train", x, y, steps=steps, checkpoints=list(checkpoints))
+
+    def params(self):
+        return self._call("params")
+
+
+class RemoteMLP(Forwarded, _MLP):
     """The MLP interface (`xor_rosetta.interface.MLP`) of an implementation hosted in a worker of its process
     group: each call is forwarded there, and only NumPy arrays and plain data come back.
 
@@ -51,21 +73,6 @@ class RemoteMLP(_MLP):
 
     def _call(self, method: str, *args, **kwargs):
         return self._worker.call(Method(self._ref, method), *args, **kwargs)
-
-    def forward(self, x):
-        return self._call("forward", x)
-
-    def loss(self, x, y):
-        return self._call("loss", x, y)
-
-    def gradients(self, x, y):
-        return self._call("gradients", x, y)
-
-    def train(self, x, y, steps=None, checkpoints=()):
-        return self._call("train", x, y, steps=steps, checkpoints=list(checkpoints))
-
-    def params(self):
-        return self._call("params")
 
     @property
     def steps_done(self) -> int:
