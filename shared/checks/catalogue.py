@@ -21,9 +21,9 @@ RANDOM_EXAMPLES = {"full": 20, "quick": 1}  # Hypothesis examples of random_spec
 RANDOM_STEPS = 20
 
 
-def _probes(b: Battery, parts, cid: str, keys=("probe-n", "probe-k")) -> CheckResult:
-    """The scripts `keys` (the two probes by default) against the reference on `parts`; those the subject does
-    not support are skipped and named."""
+def _probes(b: Battery, parts, cid: str, keys=("probe-n", "probe-k"), upto: int | None = None) -> CheckResult:
+    """The scripts `keys` (the two probes by default) against the reference on `parts`, up to update `upto`
+    (default: all); those the subject does not support are skipped and named."""
     outcomes, skipped = [], []
     for key in keys:
         s = b.script(key)
@@ -32,7 +32,7 @@ def _probes(b: Battery, parts, cid: str, keys=("probe-n", "probe-k")) -> CheckRe
             skipped.append(f"{key}: {why}")
             continue
         try:
-            outcomes.append(b.against(s, parts))
+            outcomes.append(b.against(s, parts, upto=upto))
         except SkipCheck as declined:  # its constructor declined this script's spec
             skipped.append(f"{key}: {str(declined).removeprefix('unsupported: ')}")
     if not outcomes:
@@ -209,20 +209,7 @@ def check_steps_1000(b: Battery) -> CheckResult:
 
 
 def _preset_window(b, cid, n) -> CheckResult:
-    outcomes, skipped = [], []
-    for key in ("seed-numpy", "seed-keras"):
-        s = b.script(key)
-        why = b.subject.unsupported(s.spec)
-        if why:
-            skipped.append(f"{key}: {why}")
-            continue
-        try:
-            outcomes.append(b.against(s, ("train",), upto=n))
-        except SkipCheck as declined:  # its constructor declined this script's spec
-            skipped.append(f"{key}: {str(declined).removeprefix('unsupported: ')}")
-    if not outcomes:
-        raise SkipCheck("unsupported: " + "; ".join(skipped))
-    return result_from(cid, outcomes, "; ".join(f"not run: {w}" for w in skipped))
+    return _probes(b, ("train",), cid, keys=("seed-numpy", "seed-keras"), upto=n)
 
 
 def check_float32(b: Battery) -> CheckResult:
