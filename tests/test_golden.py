@@ -184,6 +184,21 @@ def test_compute_matches_the_committed_golden_file_and_write_all_replaces_the_fo
     assert folder.stat().st_mode & 0o777 == 0o755
 
 
+def test_compute_hands_the_implementation_data_in_the_cases_dtype(monkeypatch):
+    """A float32 case trains on float32 x and y (numpy's implementation, cut to 1 step, recording what it is given)."""
+    real, seen = registry.load("numpy"), []
+
+    class Recording(real):
+        def train(self, x, y, **kw):
+            seen.append((x.dtype, y.dtype))
+            return super().train(x, y, **kw)
+
+    monkeypatch.setattr(G.registry, "load", lambda name: Recording)
+    monkeypatch.setattr(G, "get_preset", lambda name: get_preset(name).replace(steps=1))
+    assert list(G.compute(Case("seed-keras", "numpy", "float32"))["checkpoints"]) == ["1"]
+    assert seen == [(np.float32, np.float32)]
+
+
 def test_write_all_that_fails_leaves_the_old_folder_and_no_half_set(tmp_path, monkeypatch):
     folder = tmp_path / "golden"
     folder.mkdir()

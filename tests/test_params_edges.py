@@ -12,7 +12,8 @@ import numpy.lib.format as npy
 import pytest
 
 from xor_rosetta.errors import ParamsError
-from xor_rosetta.params import _why, check_params, init_params, load_params
+from xor_rosetta import params as P
+from xor_rosetta.params import _why, check_params, init_params, load_params, to_float64
 from xor_rosetta.spec import Init, Spec
 
 SPEC = Spec(layers=(2, 3, 1), activations=("tanh", "linear"))
@@ -88,8 +89,8 @@ def test_a_weights_file_names_what_is_wrong(tmp_path):
             load_params(npz(tmp_path, members), SPEC)
     bad = bytearray(good["W0.npy"])
     bad[6] = 3  # format version 3.0
-    with pytest.raises(ParamsError, match=re.escape("member 'W0.npy' is not valid .npy data (ValueError: ")):
-        load_params(npz(tmp_path, {**good, "W0.npy": bytes(bad)}), SPEC)
+    refused(npz(tmp_path, {**good, "W0.npy": bytes(bad)}),
+            ": member 'W0.npy' is not valid .npy data (ValueError: unsupported .npy format version (3, 0))")
     with zipfile.ZipFile(tmp_path / "twice.npz", "w") as z:
         z.writestr("W0.npy", good["W0.npy"])
         z.writestr("W0", good["W0.npy"])
@@ -101,3 +102,88 @@ def test_why_is_the_exception_and_its_first_line():
     assert _why(ValueError("bad\nmore")) == "ValueError: bad"
     assert _why(KeyError()) == "KeyError"
     assert _why(RuntimeError("")) == "RuntimeError"
+
+
+def good_members(p):
+    return {f"{k}{i}.npy": npy_bytes(a) for i, (W, b) in enumerate(p) for k, a in (("W", W), ("b", b))}
+
+
+def refused(path, words):
+    """load_params(path) fails with exactly "weights file 'PATH'" + words."""
+    with pytest.raises(ParamsError, match=f"^{re.escape(f'weights file {str(path)!r}{words}')}$"):
+        load_params(path, SPEC)
+
+
+def test_check_params_names_params_when_no_source_is_given():
+    with pytest.raises(ParamsError, match=f"^{re.escape('params: has 1 layers, the spec has 2')}$"):
+        check_params(init_params(SPEC)[:1], SPEC)
+
+
+def test_two_keys_missing_extra_or_repeated_are_listed_with_commas(tmp_path):
+    good = good_members(init_params(SPEC))
+    refused(npz(tmp_path, {k: v for k, v in good.items() if k not in ("W1.npy", "b1.npy")}),
+            " lacks W1, b1 (needs W0, b0, W1, b1)")
+    refused(npz(tmp_path, {**good, "W9.npy": good["W0.npy"], "b9.npy": good["b0.npy"]}),
+            " has unexpected keys W9, b9 (needs W0, b0, W1, b1)")
+    path = tmp_path / "twice.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        for name in ("W0.npy", "W0", "b0.npy", "b0", "W1.npy", "b1.npy"):
+            z.writestr(name, good[name if name.endswith(".npy") else name + ".npy"])
+    refused(path, " holds W0, b0 more than once")
+
+
+def raw_npy(descr: str, shape: tuple, data: bytes) -> bytes:
+    """A version 1.0 .npy member with a header written by hand (one that np.save never writes)."""
+    header = f"{{'descr': {descr}, 'fortran_order': False, 'shape': {shape}, }}"
+    header += " " * (-(10 + len(header) + 1) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode("latin1") + data
+
+
+def test_a_number_dtype_with_named_fields_is_refused(tmp_path):
+    """float64 with a field over its 8 bytes: kind 'f', as a plain float64's, but structured."""
+    good = good_members(init_params(SPEC))
+    union = "('<f8', {'names': ['a'], 'formats': ['<f8'], 'offsets': [0]})"
+    refused(npz(tmp_path, {**good, "b0.npy": raw_npy(union, (3,), np.zeros(3).tobytes())}),
+            ": b0 has dtype (numpy.float64, [('a', '<f8')]), expected numbers")
+
+
+def test_a_member_is_read_only_as_far_as_its_header_declares(tmp_path):
+    """One byte after W0's 48 declared bytes is left unread: the weights load as written."""
+    p = init_params(SPEC)
+    good = good_members(p)
+    got = load_params(npz(tmp_path, {**good, "W0.npy": good["W0.npy"] + b"\0"}), SPEC)
+    assert np.array_equal(got[0][0], p[0][0]) and np.array_equal(got[1][0], p[1][0])
+
+
+def test_a_weights_file_gone_after_its_check_names_the_systems_reason(tmp_path, monkeypatch):
+    gone = tmp_path / "gone.npz"
+    monkeypatch.setattr(P, "regular_file", lambda path, what: (gone, 0))  # removed between its check and its opening
+    refused(gone, " cannot be read (No such file or directory)")
+
+
+def test_a_damaged_archive_names_zipfiles_reason(tmp_path):
+    """One byte of the first member's local header changed: the archive's directory still reads, the member not."""
+    path = npz(tmp_path, good_members(init_params(SPEC)))
+    data = bytearray(path.read_bytes())
+    data[3] ^= 1  # "PK\x03\x04" -> "PK\x03\x05"
+    path.write_bytes(bytes(data))
+    refused(path, " is a damaged .npz archive (BadZipFile: Bad magic number for file header)")
+
+
+def test_the_largest_float_loads_and_an_infinite_one_names_the_file(tmp_path):
+    p = init_params(SPEC)
+    biggest = np.finfo(np.float64).max
+    got = load_params(npz(tmp_path, good_members([p[0], (p[1][0], np.array([biggest]))])), SPEC)
+    assert got[1][1][0] == biggest
+    refused(npz(tmp_path, good_members([p[0], (p[1][0], np.array([np.inf]))])),
+            ": b1 contains NaN or infinite values")
+
+
+def test_a_nul_in_the_file_name_is_named():
+    refused("a\0b.npz", " is not a valid file name (it contains a NUL character)")
+
+
+def test_to_float64_casts_float32_up():
+    p32 = [(W.astype(np.float32), b.astype(np.float32)) for W, b in init_params(SPEC)]
+    for (W, b), (V, c) in zip(to_float64(p32), p32):
+        assert W.dtype == b.dtype == np.float64 and np.array_equal(W, V) and np.array_equal(b, c)

@@ -65,6 +65,13 @@ def build(module: str, tests: list[str], mutmut: dict) -> Path:
             shutil.copytree(ROOT / extra, where / extra, ignore=IGNORE)
         else:
             shutil.copy2(ROOT / extra, where / extra)
+    write_config(where, module, tests, mutmut)
+    (where / "mutants").mkdir()  # on PYTHONPATH from the start: worker processes import the mutated tree too
+    return where
+
+
+def write_config(where: Path, module: str, tests: list[str], mutmut: dict) -> None:
+    """where/pyproject.toml: this repository's [tool.mutmut] settings, the module to mutate, its tests, and pytest's."""
     pytest_ini = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     lines = ["[tool.mutmut]"]
     settings = {**mutmut, "source_paths": ["xor_rosetta"], "only_mutate": [module], "also_copy": EXTRAS,
@@ -72,21 +79,48 @@ def build(module: str, tests: list[str], mutmut: dict) -> Path:
     lines += [f"{k} = {toml_value(v)}" for k, v in settings.items()]
     lines += ["", "[tool.pytest.ini_options]"] + [f"{k} = {toml_value(v)}" for k, v in pytest_ini.items()]
     (where / "pyproject.toml").write_text("\n".join(lines) + "\n")
-    (where / "mutants").mkdir()  # on PYTHONPATH from the start: worker processes import the mutated tree too
+
+
+def refresh(module: str, tests: list[str], mutmut: dict) -> Path:
+    """The last run's build/mutation/<module>/ with today's tests and selection (--again); its source must be today's."""
+    where = BUILD / module.removesuffix(".py").replace("/", ".")
+    source = ROOT / "shared" / Path(module).relative_to("xor_rosetta")
+    if not (where / "mutants").is_dir():
+        raise SystemExit(f"{module} has no earlier run in {where}: run it in full first")
+    for rel in ("xor_rosetta", "xor_rosetta/implementations"):  # the whole tree as it was built
+        ours = ROOT / ("shared" if rel == "xor_rosetta" else "implementations")
+        changed = [p for p in ours.rglob("*.py") if "__pycache__" not in p.parts and not (
+            (where / rel / p.relative_to(ours)).is_file()
+            and (where / rel / p.relative_to(ours)).read_bytes() == p.read_bytes())]
+        if rel == "xor_rosetta":
+            changed = [p for p in changed if "implementations" not in p.relative_to(ours).parts]
+        if changed:
+            raise SystemExit(f"{module}: {changed[0]} changed since the last run: run the module in full")
+    shutil.rmtree(where / "tests")
+    shutil.copytree(ROOT / "tests", where / "tests", ignore=IGNORE)
+    write_config(where, module, tests, mutmut)
     return where
 
 
 STATUS = re.compile(r"^\s*(?P<name>[\w.]+__mutmut_\d+): (?P<status>.+?)\s*$")
 
 
-def run_module(module: str, tests: list[str], mutmut: dict, max_children: int, collect: bool = False) -> dict:
-    """mutmut's verdict on each mutant of `module` (`collect`: read those of a run cut short, without running)."""
-    where = BUILD / module.removesuffix(".py").replace("/", ".") if collect else build(module, tests, mutmut)
+def run_module(module: str, tests: list[str], mutmut: dict, max_children: int, collect: bool = False,
+               again: list[str] | None = None) -> dict:
+    """mutmut's verdict on each mutant of `module` (`collect`: read those of a run cut short, without running;
+    `again`: rerun these mutants of the last run, with today's tests)."""
+    if collect:
+        where = BUILD / module.removesuffix(".py").replace("/", ".")
+    else:
+        where = refresh(module, tests, mutmut) if again is not None else build(module, tests, mutmut)
     env = {**os.environ, "PYTHONPATH": str(where / "mutants")}
     mm = str(Path(sys.executable).with_name("mutmut"))
-    cmd = ["nice", "-n", "15", mm, "run", "--max-children", str(max_children)]
+    cmd = ["nice", "-n", "15", mm, "run", "--max-children", str(max_children), *(again or [])]
+    if again == []:
+        collect = True  # nothing left to rerun: the last verdicts stand
     if not collect:
-        print(f"== {module}: {' '.join(cmd[3:])} (tests: {' '.join(tests)})", flush=True)
+        print(f"== {module}: {' '.join(cmd[3:7])}{f' ({len(again)} mutants again)' if again else ''} "
+              f"(tests: {' '.join(tests)})", flush=True)
         with open(where / "run.log", "w") as log:  # mutmut's progress, as it goes
             subprocess.run(cmd, cwd=where, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     res = subprocess.run([mm, "results", "--all", "true"], cwd=where, env=env, text=True, capture_output=True)
@@ -125,6 +159,8 @@ def main(argv=None) -> int:
     ap.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1)")
     ap.add_argument("--collect", action="store_true", help="read the verdicts of runs cut short (not checked: not "
                                                             "killed) into scores.json, without running")
+    ap.add_argument("--again", action="store_true", help="rerun only the mutants each module's last run did not kill "
+                                                          "(build/mutation/scores.json), with today's tests")
     ap.add_argument("--results", action="store_true", help="write results/mutation.md from build/mutation/scores.json "
                                                             "(the modules run so far) and exit")
     a = ap.parse_args(argv)
@@ -143,18 +179,25 @@ def main(argv=None) -> int:
     scores_path = BUILD / "scores.json"
     scores = {}
     failed = False
+    last = json.loads(scores_path.read_text()) if scores_path.exists() else {}
     for module in todo:
-        s = score(module, run_module(module, modules[module], mutmut, a.max_children, a.collect), equivalent)
+        again = None
+        if a.again:
+            if module not in last:
+                raise SystemExit(f"{module} has no earlier verdicts in {scores_path}: run it in full first")
+            again = [n for n in last[module]["not_killed"] if not is_equivalent(n, equivalent)]
+        statuses = run_module(module, modules[module], mutmut, a.max_children, a.collect, again)
+        s = score(module, statuses, equivalent)
         scores[module] = s
         print(f"{module}: {s['killed']} killed of {s['mutants'] - s['equivalent']} "
               f"({s['equivalent']} equivalent left out): {100 * s['score']:.1f}%", flush=True)
         for n, st in s["not_killed"].items():
             print(f"    {st}: {n}")
         failed |= bool(s["not_killed"]) if a.sample else s["score"] < ours["min_score"]  # the sample: all killed
-    BUILD.mkdir(parents=True, exist_ok=True)
-    if not a.sample:  # merged with what is there now: another run may have written it meanwhile
-        merged = json.loads(scores_path.read_text()) if scores_path.exists() else {}
-        scores_path.write_text(json.dumps({**merged, **scores}, indent=1) + "\n")
+        if not a.sample:  # after each module, merged with what is there now: another run may have written it
+            BUILD.mkdir(parents=True, exist_ok=True)
+            merged = json.loads(scores_path.read_text()) if scores_path.exists() else {}
+            scores_path.write_text(json.dumps({**merged, module: s}, indent=1) + "\n")
     return 1 if failed else 0
 
 
