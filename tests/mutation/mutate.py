@@ -160,7 +160,7 @@ def main(argv=None) -> int:
     ap.add_argument("--collect", action="store_true", help="read the verdicts of runs cut short (not checked: not "
                                                             "killed) into scores.json, without running")
     ap.add_argument("--again", action="store_true", help="rerun only the mutants each module's last run did not kill "
-                                                          "(build/mutation/scores.json), with today's tests")
+                                                          "or did not reach (a run cut short), with today's tests")
     ap.add_argument("--results", action="store_true", help="write results/mutation.md from build/mutation/scores.json "
                                                             "(the modules run so far) and exit")
     a = ap.parse_args(argv)
@@ -179,13 +179,11 @@ def main(argv=None) -> int:
     scores_path = BUILD / "scores.json"
     scores = {}
     failed = False
-    last = json.loads(scores_path.read_text()) if scores_path.exists() else {}
     for module in todo:
         again = None
-        if a.again:
-            if module not in last:
-                raise SystemExit(f"{module} has no earlier verdicts in {scores_path}: run it in full first")
-            again = [n for n in last[module]["not_killed"] if not is_equivalent(n, equivalent)]
+        if a.again:  # the last run's verdicts, a run cut short too: its mutants not yet checked are not killed
+            last = run_module(module, modules[module], mutmut, a.max_children, collect=True)
+            again = [n for n, st in sorted(last.items()) if st not in KILLED and not is_equivalent(n, equivalent)]
         statuses = run_module(module, modules[module], mutmut, a.max_children, a.collect, again)
         s = score(module, statuses, equivalent)
         scores[module] = s
