@@ -84,7 +84,6 @@ def write_config(where: Path, module: str, tests: list[str], mutmut: dict) -> No
 def refresh(module: str, tests: list[str], mutmut: dict) -> Path:
     """The last run's build/mutation/<module>/ with today's tests and selection (--again); its source must be today's."""
     where = BUILD / module.removesuffix(".py").replace("/", ".")
-    source = ROOT / "shared" / Path(module).relative_to("xor_rosetta")
     if not (where / "mutants").is_dir():
         raise SystemExit(f"{module} has no earlier run in {where}: run it in full first")
     for rel in ("xor_rosetta", "xor_rosetta/implementations"):  # the whole tree as it was built
