@@ -13,6 +13,9 @@ from xor_rosetta.app.sweep.engine import Progress, Store, run_local
 from xor_rosetta.app.sweep.plan import (BATCH_CHUNK, BATCHED, CANONICAL, NATIVE_INIT, Task, _failed, batched_group,
                                         plan_tasks, run_task)
 from xor_rosetta.compare import DEFAULT_THRESHOLD
+from xor_rosetta.data import xor_data
+from xor_rosetta.implementations.numpy_mlp import NumpyMLP
+from xor_rosetta.params import init_params
 from xor_rosetta.presets import get_preset
 
 VARIANTS = (CANONICAL, NATIVE_INIT)
@@ -216,6 +219,8 @@ def test_groups_batched_paths_and_environments_are_each_planned():
     tasks = plan_tasks(["numpy", "jax", "jax-vmap"], range(2), (CANONICAL,), jobs=1, done=done)
     assert {(t.group, t.impls, t.env) for t in tasks} == {("jax", ("jax",), (("JAX_ENABLE_X64", "1"),)),
                                                           ("jax", ("jax-vmap",), (("JAX_ENABLE_X64", "1"),))}
+    (t,) = plan_tasks(["jax"], range(1), (CANONICAL,), jobs=1)  # a one-at-a-time group's own environment
+    assert (t.group, t.env) == ("jax", (("JAX_ENABLE_X64", "1"),))
 
 
 @pytest.mark.parametrize("seeds, jobs, one_seed, sizes", [
@@ -335,7 +340,7 @@ def test_parse_seeds_and_variants():
 def test_params_from_an_init_message():
     from xor_rosetta.app.sweep.plan import params_from_message
     (W0, b0), (W1, b1) = params_from_message({"params": [[[[1, 2]], [3]], [[[4], [5]], [6.5]]]})
-    assert W0.dtype == b1.dtype == np.float64 and W0.shape == (1, 2) and W1.shape == (2, 1)
+    assert W0.dtype == b0.dtype == W1.dtype == b1.dtype == np.float64 and W0.shape == (1, 2) and W1.shape == (2, 1)
     assert W0.tolist() == [[1.0, 2.0]] and b0.tolist() == [3.0] and b1.tolist() == [6.5]
 
 
@@ -356,3 +361,345 @@ def test_diverging_batched_runs_are_judged_up_to_where_they_stopped():
                 assert m["status"] in (0, 1, 2) and (m["explanation"] is None) == (m["status"] == 0), m
             else:
                 assert m["agreement"] is m["status"] is m["explanation"] is None
+
+
+# ------------------------------------------------------------------------- records at their edges, field by field
+
+def seeded(spec, seed):
+    return spec.replace(init=replace(spec.init, seed=seed))
+
+
+class Clock:
+    """plan.py's `time`: perf_counter starts at 1000 s and moves `tick` seconds a call, so that a record's seconds
+    are known to the last digit it keeps."""
+
+    def __init__(self, tick: float):
+        self.now, self.tick = 1000.0, tick
+
+    def perf_counter(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+DRAW_OFFSET = {"torch": 1000, "keras": 2000, "flax": 3000}
+
+
+def fake_draw(fam, spec, seed):
+    """native.draw without the frameworks: each family's own weights (the spec's init at another seed)."""
+    return init_params(seeded(spec, seed + DRAW_OFFSET[fam]))
+
+
+def init_message(group, fam, spec, seed):
+    return {"kind": "init", "group": group, "family": fam, "seed": seed,
+            "params": [[W.tolist(), b.tolist()] for W, b in fake_draw(fam, spec, seed)]}
+
+
+def stand_in_path(monkeypatch, module: str, conventions, edit=None, grad_edit=None):
+    """A batched path's module, xor_rosetta.implementations.batched.<module>, stood in for by the batched NumPy
+    reference in `conventions` (so it agrees, network by network), its Batch changed by `edit` and its gradients by
+    `grad_edit`: what a path that goes wrong in those ways would give."""
+    import sys
+    import types
+    from xor_rosetta.implementations.batched import numpy as vectorised
+
+    def train(spec, conv, arrays, threshold=0.0, steps=None, checkpoints=(), keep_loss=False):
+        assert conv == conventions  # as the real paths insist: they compute in their own conventions only
+        batch = vectorised.train(spec, conv, arrays, threshold, steps, checkpoints, keep_loss)
+        if edit is not None:
+            edit(batch)
+        return batch
+
+    def gradients(spec, conv, arrays):
+        assert conv == conventions
+        g = vectorised.gradients(spec, conv, arrays)
+        if grad_edit is not None:
+            grad_edit(g)
+        return g
+
+    mod = types.ModuleType(f"xor_rosetta.implementations.batched.{module}")
+    mod.CONVENTIONS, mod.train, mod.gradients = conventions, train, gradients
+    monkeypatch.setitem(sys.modules, mod.__name__, mod)
+
+
+def test_numpy_batched_records_are_the_one_at_a_time_records():
+    """numpy-batched against numpy one at a time, every field of every record (native-init first, which numpy
+    skips: the canonical variant after it still runs); then the batched record at its own boundaries: the threshold
+    just over and at the initial loss (steps to the threshold 1, then more), just over and at the final loss
+    (converged, then not)."""
+    from xor_rosetta import registry
+    from xor_rosetta.implementations.batched import numpy as vectorised
+    spec = get_preset("seed-numpy").replace(steps=200)
+    seeds, variants = (0, 1, 2), (NATIVE_INIT, CANONICAL)
+    batched = Task("numpy", (), ("numpy-batched",), seeds, variants, batched=True)
+    one = {(m["seed"], m["variant"]): m for m in run_task(Task("numpy", (), ("numpy",), seeds, variants),
+                                                          spec.to_dict(), 1e-6)}
+    msgs = run_task(batched, spec.to_dict(), 1e-6)
+    assert [(m["kind"], m["seed"], m["variant"], m["impl"]) for m in msgs] == \
+        [("run", s, v, "numpy-batched") for v in variants for s in seeds]  # a variant at a time
+    for m in msgs:
+        o = one[(m["seed"], m["variant"])]
+        assert set(m) == set(o) and m["impl"] == "numpy-batched"
+        if m["variant"] == NATIVE_INIT:  # numpy has no defaults of its own: the same skipped record
+            assert {**m, "impl": "numpy"} == o
+            continue
+        assert m["final_loss"] == pytest.approx(o["final_loss"], rel=1e-9, abs=0)
+        assert m["seconds"] > 0 and (m["agreement"], m["status"], m["explanation"]) == (None, None, None)
+        same = ("kind", "seed", "variant", "accuracy", "steps_to_threshold", "diverged_at", "converged", "error",
+                "conventions", "epsilon", "init")
+        assert {k: m[k] for k in same} == {k: o[k] for k in same}
+
+    arrays = vectorised.stack([init_params(seeded(spec, s)) for s in seeds])
+    h = vectorised.train(spec, registry.load("numpy").conventions, arrays, keep_loss=True)  # the same computation:
+    # its losses are the batched run's to the last bit
+    acc = h.accuracy(xor_data()[1])
+    k = int(np.argmax(acc == 1.0))  # a seed that gets 4/4 right
+    assert acc[k] == 1.0
+
+    def record(threshold, seed):
+        (m,) = [m for m in run_task(batched, spec.to_dict(), threshold) if (m["seed"], m["variant"]) ==
+                (seed, CANONICAL)]
+        return m
+
+    l0 = h.loss[0, 0]  # seed 0's loss at its initial weights
+    assert record(np.nextafter(l0, np.inf), 0)["steps_to_threshold"] == 1
+    assert record(l0, 0)["steps_to_threshold"] == int(np.flatnonzero(h.loss[0] < l0)[0]) + 1 > 1
+    final = float(h.final_loss[k])
+    assert record(np.nextafter(final, np.inf), seeds[k])["converged"] is True
+    assert record(final, seeds[k])["converged"] is False
+
+
+def test_a_network_non_finite_from_its_first_step_diverged_at_step_0(monkeypatch):
+    """Seed 1's initial weights scaled by 1e155: its loss overflows at the initial weights (the output is linear),
+    so it diverged at step 0, and is not converged; its neighbours in the batch are untouched."""
+    from xor_rosetta import params as params_module
+    plain = params_module.init_params
+
+    def huge_for_seed_1(spec):
+        p = plain(spec)
+        return [(W * 1e155, b * 1e155) for W, b in p] if spec.init.seed == 1 else p
+
+    monkeypatch.setattr(params_module, "init_params", huge_for_seed_1)
+    spec = get_preset("seed-numpy").replace(steps=20)
+    msgs = run_task(Task("numpy", (), ("numpy-batched",), (0, 1), (CANONICAL,), batched=True), spec.to_dict(), 1e-6)
+    assert [(m["seed"], m["diverged_at"], m["final_loss"], m["steps_to_threshold"], m["converged"]) for m in msgs] \
+        == [(0, None, msgs[0]["final_loss"], None, False), (1, 0, None, None, False)]
+    assert msgs[0]["final_loss"] is not None
+
+
+def test_a_run_non_finite_from_its_first_step_is_recorded_alike_one_at_a_time_and_batched(monkeypatch):
+    """The same divergence at step 0 run one at a time (numpy) and batched (numpy-batched): the same record, with
+    nothing judged (a one-at-a-time run once ended the sweep here: its judgement is None)."""
+    from xor_rosetta import params as params_module
+    plain = params_module.init_params
+    monkeypatch.setattr(params_module, "init_params",
+                        lambda spec: [(W * 1e155, b * 1e155) for W, b in plain(spec)] if spec.init.seed == 1
+                        else plain(spec))
+    spec = get_preset("seed-numpy").replace(steps=20).to_dict()
+    keys = ("seed", "diverged_at", "final_loss", "accuracy", "steps_to_threshold", "converged", "agreement",
+            "status", "explanation", "error")
+    one = run_task(Task("numpy", (), ("numpy",), (1,), (CANONICAL,)), spec, 1e-6)
+    batched = run_task(Task("numpy", (), ("numpy-batched",), (1,), (CANONICAL,), batched=True), spec, 1e-6)
+    assert [{k: m[k] for k in keys} for m in one] == [{k: m[k] for k in keys} for m in batched]
+    assert one[0]["diverged_at"] == 0 and one[0]["agreement"] is None and one[0]["error"] is None
+
+
+def test_a_batched_path_is_judged_network_by_network_up_to_where_it_stopped(monkeypatch):
+    """A stand-in batched path in Keras' conventions (its Adam differs from the default one), four networks:
+    0 as the reference trains it: agrees; 1 non-finite from its first step (its checkpoints garbage, its final loss
+    and outputs those of a converged run): diverged at 0, not converged, judged on its gradients alone, which agree;
+    2 non-finite from step 1, its params after update 1 off by 1e-10 (the rounding floor, in its conventions, is
+    far below that): DISAGREES at step 1, what came later not judged; 3 with gradients off by one part in 10^6:
+    DISAGREES at the initial weights."""
+    from xor_rosetta.interface import Conventions
+    keras_conv = Conventions(adam="keras", momentum="keras", bce="logits")
+    _, y = xor_data()
+
+    def edit(batch):
+        batch.first_nonfinite[1], batch.first_below[1], batch.final_loss[1] = 0, 0, 0.0
+        batch.outputs[1] = y[:, 0]
+        batch.first_nonfinite[2] = 1
+        batch.checkpoints[1][0][0, 0, 2] += 1e-10
+        for q, arrays in batch.checkpoints.items():
+            for a in arrays:
+                a[..., 1] += 1.0
+                if q > 1:
+                    a[..., 2] += 1.0
+
+    def grad_edit(g):
+        g[0][..., 3] *= 1 + 1e-6
+
+    stand_in_path(monkeypatch, "stand_in", keras_conv, edit, grad_edit)
+    monkeypatch.setitem(BATCHED, "stand-in", ("stand_in", "numpy", "a stand-in"))
+    spec = get_preset("seed-keras").replace(steps=20)
+    msgs = run_task(Task("g", (), ("stand-in",), (0, 1, 2, 3), (CANONICAL,), batched=True), spec.to_dict(), 0.05)
+    assert [(m["kind"], m["seed"], m["variant"], m["impl"]) for m in msgs] == \
+        [("run", s, CANONICAL, "stand-in") for s in range(4)]
+    for m in msgs:
+        assert (m["error"], m["conventions"], m["epsilon"], m["init"]) == \
+            (None, keras_conv.to_dict(), spec.optimizer.epsilon, f"{spec.init.scheme} seed {m['seed']}")
+    m0, m1, m2, m3 = msgs
+    assert (m0["agreement"], m0["status"], m0["explanation"], m0["diverged_at"]) == ("agrees", 0, None, None)
+    assert (m1["final_loss"], m1["accuracy"], m1["steps_to_threshold"], m1["diverged_at"], m1["converged"]) == \
+        (0.0, 1.0, 1, 0, False)
+    assert (m1["agreement"], m1["status"], m1["explanation"]) == ("agrees", 0, None)
+    assert (m2["agreement"], m2["status"], m2["diverged_at"], m2["converged"]) == ("DISAGREES", 3, 1, False)
+    assert m2["explanation"].startswith("at step 1: params differ by 1e-10 (allowed "), m2
+    assert (m3["agreement"], m3["status"], m3["diverged_at"]) == ("DISAGREES", 3, None)
+    assert m3["explanation"].startswith("at the initial weights: gradients differ by "), m3
+
+
+def test_a_diverging_networks_rounding_floor_is_measured_without_warnings(monkeypatch):
+    """lr 50: the network diverges; its params after update 1 off by 1e-10, so the rounding floor is measured, by a
+    reference run that overflows on its way (it trains every step): that is divergence, not worth a warning."""
+    import warnings
+    from xor_rosetta.interface import Conventions
+    from xor_rosetta.spec import Optimizer
+
+    def edit(batch):
+        batch.checkpoints[1][0][0, 0, 0] += 1e-10
+
+    stand_in_path(monkeypatch, "stand_in", Conventions(), edit)
+    monkeypatch.setitem(BATCHED, "stand-in", ("stand_in", "numpy", "a stand-in"))
+    spec = get_preset("seed-numpy").replace(steps=100, optimizer=Optimizer("sgd", lr=50.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # numpy's overflow and invalid-value warnings
+        (m,) = run_task(Task("g", (), ("stand-in",), (0,), (CANONICAL,), batched=True), spec.to_dict(), 1e-6)
+    assert m["diverged_at"] is not None and m["final_loss"] is None and m["converged"] is False
+    assert (m["agreement"], m["status"]) == ("DISAGREES", 3) and m["explanation"].startswith("at step 1: params "), m
+
+
+def test_a_batched_paths_module_names_its_framework_and_a_module_that_will_not_load_fails_its_runs(monkeypatch):
+    """Two paths whose modules are not their registry entries' names: one that does not import (each of its runs a
+    failed record; the next path runs all the same), and a stand-in for the JAX path's module in optax's conventions,
+    whose framework defaults are Flax's: drawn once a seed (an init message each), its epsilon switched one at a
+    time. Every record in full; seconds are the variant's time over its seeds, to 6 digits."""
+    from xor_rosetta.app.sweep import plan
+    from xor_rosetta.app.sweep.plan import NATIVE, NATIVE_EPS
+    from xor_rosetta.implementations import native
+    from xor_rosetta.interface import Conventions
+    optax_conv = Conventions(adam="optax", momentum="torch", bce="logits")
+    stand_in_path(monkeypatch, "jax", optax_conv)
+    monkeypatch.setitem(BATCHED, "jax-stand-in", ("jax", "jax-stand-in-entry", "the JAX path's stand-in"))
+    monkeypatch.setitem(BATCHED, "gone", ("gone_module", "gone-entry", "a path whose module is missing"))
+    monkeypatch.setattr(native, "draw", fake_draw)
+    monkeypatch.setattr(plan, "time", Clock(0.2469134))  # two seeds: 0.1234567 s each
+    spec = get_preset("seed-keras").replace(steps=10)
+    assert spec.optimizer.epsilon != native.EPSILON["flax"]  # the switch shows
+    variants = (CANONICAL, NATIVE_INIT, NATIVE_EPS, NATIVE)
+    msgs = run_task(Task("jax", (), ("gone", "jax-stand-in"), (0, 1), variants, batched=True), spec.to_dict(), 0.05)
+    gone = [{"kind": "run", "seed": s, "variant": v, "impl": "gone",
+             **_failed("could not load: No module named 'xor_rosetta.implementations.batched.gone_module'")}
+            for s in (0, 1) for v in variants]
+    assert msgs[:len(gone)] == gone
+    expected = []
+    for v in variants:
+        own_init, own_eps = plan.VARIANTS[v]
+        if own_init:
+            expected += [init_message("jax", "flax", spec, s) for s in (0, 1)]
+        expected += [("run", s, v) for s in (0, 1)]
+    rest = msgs[len(gone):]
+    assert [m if m["kind"] == "init" else (m["kind"], m["seed"], m["variant"]) for m in rest] == expected
+    for m in rest:
+        if m["kind"] == "init":
+            continue
+        own_init, own_eps = plan.VARIANTS[m["variant"]]
+        assert set(m) == set(gone[0]) | {"conventions", "epsilon", "init", "seconds"}
+        assert (m["impl"], m["agreement"], m["status"], m["explanation"], m["error"]) == \
+            ("jax-stand-in", "agrees", 0, None, None)
+        assert m["conventions"] == optax_conv.to_dict() and m["seconds"] == 0.123457
+        assert m["epsilon"] == (native.EPSILON["flax"] if own_eps else spec.optimizer.epsilon)
+        assert m["init"] == (f"flax default seed {m['seed']}" if own_init else f"{spec.init.scheme} seed {m['seed']}")
+
+
+class TorchFamilyNumpy(NumpyMLP):
+    """numpy's maths with torch's framework defaults: a second family without torch."""
+    framework = "torch"
+
+
+class FlaxFamilyNumpy(NumpyMLP):
+    framework = "flax"
+
+
+def test_one_at_a_time_runs_go_on_past_failed_skipped_and_defaultless_ones(tmp_path, monkeypatch):
+    """One worker group of five: a plug-in whose import fails (the reason given after "could not load: ", itself
+    mentioning an unavailable module), a name that is no implementation, numpy (its canonical run done already; no
+    framework defaults), and two families' implementations, each with its own drawn weights and epsilon: each run is
+    judged against the reference from its own weights and epsilon (it agrees), and the runs after a failed, skipped
+    or defaultless one are made. Seconds to 4 digits; the boundary grid (a plot's) is not computed."""
+    from xor_rosetta import registry
+    from xor_rosetta.app.run import runner
+    from xor_rosetta.app.sweep import plan
+    from xor_rosetta.app.sweep.plan import NATIVE
+    from xor_rosetta.implementations import native
+    plugin = tmp_path / "broken.py"
+    plugin.write_text("raise ImportError('flux is unavailable: no GPU')\n")
+    broken = f"{plugin}:Nope"
+    monkeypatch.setattr(registry, "RUNTIME", {})
+    registry.register("torch-family", TorchFamilyNumpy, "numpy as torch's family")
+    registry.register("flax-family", FlaxFamilyNumpy, "numpy as flax's family")
+    monkeypatch.setattr(native, "draw", fake_draw)
+    monkeypatch.setattr(plan, "time", Clock(0.123456))
+    grids = []
+    monkeypatch.setattr(runner, "grid_outputs", lambda model, spec: grids.append(model))
+    spec = get_preset("seed-keras").replace(steps=10)
+    variants = (CANONICAL, NATIVE_INIT, NATIVE)
+    impls = (broken, "no-such-impl", "numpy", "torch-family", "flax-family")
+    msgs = run_task(Task("g", (), impls, (0,), variants, skip=frozenset({(0, CANONICAL, "numpy")})),
+                    spec.to_dict(), 0.05)
+    expected = []
+    for v in variants:
+        expected += [("run", v, broken), ("run", v, "no-such-impl")]
+        if v != CANONICAL:
+            expected += [("run", v, "numpy")]
+        for n, fam in (("torch-family", "torch"), ("flax-family", "flax")):
+            expected += [init_message("g", fam, spec, 0)] if v == NATIVE_INIT else []
+            expected += [("run", v, n)]
+    assert [m if m["kind"] == "init" else (m["kind"], m["variant"], m["impl"]) for m in msgs] == expected
+    runs = [m for m in msgs if m["kind"] == "run"]
+    assert all(m["seed"] == 0 for m in runs) and grids == []
+    for m in runs:
+        rec = {"kind": "run", "seed": 0, "variant": m["variant"], "impl": m["impl"]}
+        if m["impl"] == broken:
+            assert m == {**rec, **_failed(f"could not load: import failed (flux is unavailable: no GPU); reinstall "
+                                          f"with: install the package that provides {plugin}")}
+        elif m["impl"] == "no-such-impl":
+            assert m == {**rec, **_failed(m["error"])}
+            assert m["error"].startswith("could not load: unknown implementation 'no-such-impl'; choose one of: ")
+        elif m["impl"] == "numpy":
+            assert m == {**rec, **_failed(None), "skipped": "no framework defaults of its own"}
+        else:
+            fam = "torch" if m["impl"] == "torch-family" else "flax"
+            own_init, own_eps = plan.VARIANTS[m["variant"]]
+            assert (m["agreement"], m["status"], m["error"], m["seconds"]) == ("agrees", 0, None, 0.1235), m
+            assert m["init"] == (f"{fam} default seed 0" if own_init else f"{spec.init.scheme} seed 0")
+            assert m["epsilon"] == (native.EPSILON[fam] if own_eps else spec.optimizer.epsilon)
+
+
+def test_a_sweep_whose_records_would_not_fit_in_memory_is_refused(monkeypatch):
+    """RUN_BYTES a run: exactly the memory available fits, a byte less does not; memory that cannot be read is
+    no reason to refuse."""
+    from xor_rosetta.app.common import resources
+    from xor_rosetta.app.sweep.plan import RUN_BYTES, check_memory
+    from xor_rosetta.errors import XorRosettaError
+    runs = 1_000_000
+    monkeypatch.setattr(resources, "available_memory", lambda: runs * RUN_BYTES)
+    check_memory(runs, "0:1000000")
+    monkeypatch.setattr(resources, "available_memory", lambda: runs * RUN_BYTES - 1)
+    with pytest.raises(XorRosettaError) as e:
+        check_memory(runs, "0:1000000")
+    assert str(e.value) == ("--seeds 0:1000000: 1,000,000 runs would hold about 3.8 GiB of memory for their records "
+                            "(~4,096 bytes each), but 3.8 GiB is available; sweep fewer seeds at a time (--seeds A:B)")
+    monkeypatch.setattr(resources, "available_memory", lambda: None)
+    check_memory(runs, "0:1000000")
+
+
+def test_seeds_go_up_to_the_largest_init_seed():
+    from xor_rosetta.app.sweep.plan import parse_seeds
+    from xor_rosetta.errors import XorRosettaError
+    from xor_rosetta.spec import MAX_SEED
+    assert parse_seeds(f"{MAX_SEED}:{MAX_SEED + 1}") == range(MAX_SEED, MAX_SEED + 1)
+    assert parse_seeds(str(MAX_SEED + 1)) == range(MAX_SEED + 1)
+    with pytest.raises(XorRosettaError) as e:
+        parse_seeds(f"{MAX_SEED}:{MAX_SEED + 2}")
+    assert str(e.value) == (f"--seeds '{MAX_SEED}:{MAX_SEED + 2}' goes up to seed 4,294,967,296; init seeds are at "
+                            f"most 4,294,967,295 (2**32 - 1, NumPy's seed range)")

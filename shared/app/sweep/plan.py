@@ -226,11 +226,12 @@ def _summary(res, threshold: float) -> dict:
     """The record of one judged run (xor_rosetta.app.run.runner.RunResult)."""
     if res.error is not None:
         return _failed(res.error)
-    j = res.judgement
+    j = res.judgement  # None for a run non-finite from its first step: nothing was judged (as in _run_batched)
     converged = res.diverged_at is None and res.final_loss < threshold and res.accuracy == 1.0
     return {"final_loss": _finite(res.final_loss), "accuracy": res.accuracy,
             "steps_to_threshold": res.steps_to_threshold, "diverged_at": res.diverged_at, "converged": bool(converged),
-            "agreement": j.verdict, "status": j.status, "explanation": j.explanation, "error": None}
+            "agreement": None if j is None else j.verdict, "status": None if j is None else j.status,
+            "explanation": None if j is None else j.explanation, "error": None}
 
 
 def _run_batched(task: Task, spec: Spec, threshold: float):
