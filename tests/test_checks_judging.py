@@ -1,8 +1,10 @@
 """The conformance kit's judging, word for word: where a comparison first fails (`Where`), and a check's result as
 the scorecard's JSON writes it (`CheckResult.to_dict`). These are what a user reads of a failure, so each case is
-checked whole. Then what decides a verdict: the arrays over their tolerance (`array_report`), the rounding floors
-(`floor_for`: one ulp per operation, or float32 arithmetic inside a float64 run), and the training part of
-`compare` -- judged only as far as the reference stays finite, and its closest call reported when it agrees."""
+checked whole. Then what decides a verdict: the arrays over their tolerance (`array_report`) and a wrong layout
+(`layout_problem`), the rounding floors (`floor_for`: one ulp per operation, or float32 arithmetic inside a float64
+run), `compare` on hand-made records -- at the initial weights, part by part, the worst status and then the closest
+call reported; in training, judged only as far as the reference stays finite -- and a check's result from its
+scripts' outcomes (`result_from`: the first disagreement, else the closest call, in the policy's words)."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,8 +15,8 @@ import pytest
 
 from mutants.numpy_mutants import NumpyMLP
 from xor_rosetta.checks import Battery
-from xor_rosetta.checks.judging import (CheckResult, Where, _cut, _rounded_floor, _words, array_report, compare,
-                                        floor_for)
+from xor_rosetta.checks.judging import (CheckResult, Outcome, Where, _cut, _rounded_floor, _words, array_report,
+                                        compare, floor_for, layout_problem, result_from)
 from xor_rosetta.checks.scripts import EXTRA_INPUTS, Record, Script
 from xor_rosetta.data import xor_data
 from xor_rosetta.interface import Conventions
@@ -123,6 +125,30 @@ def test_array_report_counts_a_nan_as_the_worst_difference():
     got = _moved(GOT, {"W1": math.nan})
     assert array_report(got, _params(), 1e300) == ["W1"]
     assert array_report(got, _params(), 0.125) == ["W1", "b0", "W0"]
+
+
+def _layers(*shapes):
+    """Params of the given (W shape, b shape) per layer, every value 0.5."""
+    return [(np.full(W, 0.5), np.full(b, 0.5)) for W, b in shapes]
+
+
+@pytest.mark.parametrize("got, problem", [
+    (_layers(((2, 5), (5,)), ((5, 1), (1,))), None),
+    (_layers(((5, 2), (5,)), ((5, 1), (1,))),
+     "params(): W0 has shape (5, 2), the canonical layout is (2, 5) (fan_in, fan_out)"),
+    (_layers(((2, 5), (1, 5)), ((5, 1), (1,))),
+     "params(): b0 has shape (1, 5), the canonical layout is (5,) (fan_out,)"),
+    (_layers(((2, 5), (5,)), ((1, 5), (1,))),
+     "params(): W1 has shape (1, 5), the canonical layout is (5, 1) (fan_in, fan_out)"),
+    (_layers(((2, 5), (5,)), ((5, 1), ())), "params(): b1 has shape (), the canonical layout is (1,) (fan_out,)"),
+    (_layers(((5, 2), (5,)), ((5, 1), ())),  # two wrong: the first, in W0, b0, W1, b1 order, is named
+     "params(): W0 has shape (5, 2), the canonical layout is (2, 5) (fan_in, fan_out)"),
+    (_layers(((2, 1), (1,))), "params() has 1 layers, the spec has 2"),
+    (_layers(((2, 5), (5,)), ((5, 5), (5,)), ((5, 1), (1,))), "params() has 3 layers, the spec has 2"),
+], ids=["same", "W0", "b0", "W1", "b1", "first-of-two", "fewer-layers", "more-layers"])
+def test_a_wrong_layout_names_the_array_its_shape_and_the_canonical_one(got, problem):
+    """A weight's canonical layout is (fan_in, fan_out), a bias's (fan_out,): the message says which applies."""
+    assert layout_problem(got, _params(), "params()") == problem
 
 
 # ------------------------------------------------------------------------------------------------ rounding floors
@@ -250,6 +276,138 @@ def test_a_floor_cut_to_the_steps_judged():
     assert _cut(Floor(gradient=1e-16), 2).loss is None  # no per-step floor: nothing to cut
 
 
+# ---------------------------------------------------------------------------- compare at the initial weights
+
+P0 = _moved(_params(), {"b0": 0.25})  # b0[0] is 0: a difference put there is exact; max |value| 2, allowed 1e-12
+OUTPUTS = np.full((4 + len(EXTRA_INPUTS), 1), 0.5)  # max |output| 0.5: float64 allows 2.5e-13, float32 5e-7
+
+
+def _probe_record(b0=0.0, output=0.5, loss0=0.5) -> Record:
+    """probe-n's answers at the initial weights, made by hand: b0[0] = `b0`, the first output `output`."""
+    outputs = OUTPUTS.copy()
+    outputs[0, 0] = output
+    return Record(params0=_moved(P0, {"b0": b0}), outputs=outputs, loss0=loss0)
+
+
+def _with_floor(battery, dtype, outputs, loss0, gradient=0.0) -> Script:
+    """probe-n, with its rounding floor in `dtype` set by hand (floor_for's cache): nothing is measured."""
+    s = battery.script("probe-n")
+    fl = Floor(gradient=gradient)
+    fl.outputs, fl.loss0 = outputs, loss0
+    battery.floors[(s.key, s.steps, CONV, dtype)] = fl
+    return s
+
+
+def test_an_error_is_the_failure_whatever_else_was_recorded(battery):
+    got = dataclasses.replace(_probe_record(b0=1.0), error="forward() raised ValueError: bad shape")
+    o = compare(battery, battery.script("probe-n"), got, _probe_record(), CONV, ("params0", "forward"))
+    assert o == Outcome(DISAGREES, math.inf, 0.0, None, "error: forward() raised ValueError: bad shape",
+                        Where("error"), "forward() raised ValueError: bad shape")
+    assert o.ratio == math.inf
+
+
+def test_a_wrong_layout_at_construction_fails_before_any_value_is_compared(battery):
+    """W0 transposed: the construction disagrees, unmeasurably (no tolerance to compare with); the forward pass,
+    off too, is not judged."""
+    got = dataclasses.replace(_probe_record(output=0.75), params0=[(P0[0][0].T, P0[0][1]), P0[1]])
+    o = compare(battery, battery.script("probe-n"), got, _probe_record(), CONV, ("params0", "forward"))
+    assert o == Outcome(DISAGREES, math.inf, 0.0, None,
+                        "params(): W0 has shape (5, 2), the canonical layout is (2, 5) (fan_in, fan_out)",
+                        Where("construction", 0, []))
+    assert battery.floors == {}
+
+
+@pytest.mark.parametrize("shape", [(4, 1), (16,)], ids=["xor-rows-only", "flat"])
+def test_outputs_of_the_wrong_shape_fail_the_forward_pass_unmeasured(battery, shape):
+    got = dataclasses.replace(_probe_record(), outputs=np.full(shape, 0.5))
+    o = compare(battery, battery.script("probe-n"), got, _probe_record(), CONV, ("forward", "loss0"))
+    assert o == Outcome(DISAGREES, math.inf, 0.0, None, f"forward returned shape {shape} for 16 rows; expected (16, 1)",
+                        Where("forward"))
+    assert battery.floors == {}
+
+
+@pytest.mark.parametrize("moved, floor, want", [
+    ({"b0": 5e-13}, 2e-13,
+     Outcome(AGREES, 5e-13, 1e-12, None, "gradients differ by 5e-13 (allowed 1e-12)")),
+    ({"b0": 1.5e-12}, 2e-13,
+     Outcome(NOISE, 1.5e-12, 1e-12, 2e-13, "gradients differ by 1.5e-12 (allowed 1e-12, rounding floor 2e-13)")),
+    ({"b0": 1.5e-12}, 2e-12,
+     Outcome(ILL, 1.5e-12, 1e-12, 2e-12, "ill-conditioned: one rounding per step already moves the gradients by "
+             "2e-12, over the 1e-12 allowed; the difference, 1.5e-12, is within 10x that")),
+    ({"b0": 0.5, "W1": 1.0}, 2e-13,
+     Outcome(DISAGREES, 1.0, 1e-12, 2e-13, "gradients differ by 1 (allowed 1e-12, rounding floor 2e-13)",
+             Where("gradient", 0, ["W1", "b0"]))),
+], ids=["agrees", "noise", "ill", "disagrees"])
+def test_gradients_are_judged_against_their_largest_and_the_floor(battery, moved, floor, want):
+    """The reference's gradients are P0 (largest |value| 2: float64 allows 1e-12); the floor (set by hand) is
+    used only when a gradient is over its tolerance, and a disagreement names the arrays over it, worst first."""
+    s = _with_floor(battery, "float64", 0.0, 0.0, gradient=floor)
+    got = dataclasses.replace(_probe_record(), grads=_moved(P0, moved))
+    o = compare(battery, s, got, dataclasses.replace(_probe_record(), grads=P0), CONV, ("gradients",))
+    assert o == want
+
+
+def test_gradients_of_the_wrong_layout_fail_unmeasured(battery):
+    """b1's gradient as a (1, 1) row, which would broadcast against the reference's (1,) without complaint."""
+    got = dataclasses.replace(_probe_record(), grads=[P0[0], (P0[1][0], P0[1][1].reshape(1, 1))])
+    o = compare(battery, battery.script("probe-n"), got, dataclasses.replace(_probe_record(), grads=P0), CONV,
+                ("gradients",))
+    assert o == Outcome(DISAGREES, math.inf, 0.0, None,
+                        "gradients(): b1 has shape (1, 1), the canonical layout is (1,) (fan_out,)",
+                        Where("gradient", 0, []))
+    assert battery.floors == {}
+
+
+def test_a_nan_loss_is_infinitely_far_from_the_reference(battery):
+    """A NaN loss disagrees by inf (over any floor), not by NaN, which would compare as nothing."""
+    s = _with_floor(battery, "float64", 1e-12, 2e-13)
+    o = compare(battery, s, _probe_record(loss0=math.nan), _probe_record(), CONV, ("forward", "loss0"))
+    assert o == Outcome(DISAGREES, math.inf, 2.5e-13, 2e-13,
+                        "loss differs by inf (allowed 2.5e-13, rounding floor 2e-13)", Where("loss"))
+
+
+@pytest.mark.parametrize("b0, status, where", [
+    (1e-12, AGREES, None),  # exactly at the tolerance: within it
+    (np.nextafter(1e-12, 1.0), DISAGREES, Where("construction", 0, ["b0"])),  # one ulp past it
+], ids=["at", "just-past"])
+def test_params_after_construction_are_judged_without_a_floor(battery, b0, status, where):
+    """params() reads back the weights given: no rounding happens, so no floor is measured, and one ulp over
+    5e-13 times the largest |param| disagrees."""
+    o = compare(battery, battery.script("probe-n"), _probe_record(b0=b0), _probe_record(), CONV, ("params0",))
+    assert o == Outcome(status, b0, 1e-12, None, "params differ by 1e-12 (allowed 1e-12)", where)
+    assert battery.floors == {}
+
+
+def test_the_policy_measures_the_floor_of_its_own_dtype(battery):
+    """The float32 policy on a float64 run: float32's tolerance (1e-6 of the largest |output|, 5e-7) and the floor
+    of float32 arithmetic (floor_for(..., "float32")), not the run's own float64 one."""
+    s = _with_floor(battery, "float32", 1e-7, 0.0)
+    _with_floor(battery, "float64", 2e-7, 0.0)
+    o = compare(battery, s, _probe_record(output=0.5 + 2 ** -20), _probe_record(), CONV, ("forward",), "float32")
+    assert o == Outcome(NOISE, 2 ** -20, 5e-7, 1e-7, "outputs differ by 9.5e-07 (allowed 5e-07, rounding floor 1e-07)")
+
+
+@pytest.mark.parametrize("got, parts, want", [
+    (_probe_record(), ("params0", "forward", "loss0"),  # all equal: the first part judged is reported
+     Outcome(AGREES, 0.0, 1e-12, None, "params differ by 0 (allowed 1e-12)")),
+    (_probe_record(b0=5e-13, output=0.5 + 2 ** -44), ("params0", "forward"),  # ratios 0.5, then 0.23
+     Outcome(AGREES, 5e-13, 1e-12, None, "params differ by 5e-13 (allowed 1e-12)")),
+    (_probe_record(b0=1e-13, output=0.5 + 2 ** -43), ("params0", "forward"),  # ratios 0.1, then 0.45
+     Outcome(AGREES, 2 ** -43, 2.5e-13, None, "outputs differ by 1.1e-13 (allowed 2.5e-13)")),
+    (_probe_record(output=0.5 + 2 ** -41, loss0=0.5 + 2 ** -40), ("forward", "loss0"),  # ILL 1.8x, then NOISE 3.6x
+     Outcome(ILL, 2 ** -41, 2.5e-13, 1e-12, "ill-conditioned: one rounding per operation already moves the outputs "
+             "by 1e-12, over the 2.5e-13 allowed; the difference, 4.5e-13, is within 10x that")),
+    (_probe_record(output=0.5 + 2 ** -42, loss0=0.5 + 2 ** -40), ("forward", "loss0"),  # 0.9x, then NOISE 3.6x
+     Outcome(NOISE, 2 ** -40, 2.5e-13, 2e-13, "loss differs by 9.1e-13 (allowed 2.5e-13, rounding floor 2e-13)")),
+], ids=["tie", "first-closer", "second-closer", "status-over-ratio", "noise-over-agrees"])
+def test_parts_that_agree_report_the_closest_call_the_worst_status_first(battery, got, parts, want):
+    """Nothing disagrees: the worst status is reported, and among equals the largest |Δ| relative to its tolerance
+    (the earlier part on a tie). The floor (float64: 1e-12 on the outputs, over their tolerance; 2e-13 on the loss,
+    under it) is used only by a part over its tolerance."""
+    s = _with_floor(battery, "float64", 1e-12, 2e-13)
+    assert compare(battery, s, got, _probe_record(), CONV, parts) == want
+
+
 # ------------------------------------------------------------------------------------------ compare on training
 
 LOSS = [0.5, 0.25, 0.125, 0.0625]  # the largest loss so far is 0.5 throughout: float64 allows 2.5e-13
@@ -280,6 +438,18 @@ def test_training_within_tolerance_reports_its_closest_call(battery, got, diff, 
     assert battery.floors == {}
 
 
+def test_training_to_params_of_the_wrong_layout_fails_at_the_first_such_checkpoint(battery):
+    """The params after step 2 come back with W1 transposed, after step 4 with b0 as a row: step 2 is named, with
+    no measure."""
+    (W0, b0), (W1, b1) = _params()
+    got = _rec(LOSS, [_params(), [(W0, b0), (W1.T, b1)], _params(), [(W0, b0[None]), (W1, b1)]])
+    o = compare(battery, _train_script(battery), got, _rec(LOSS, [_params()] * 4), CONV, ("train",))
+    assert o == Outcome(DISAGREES, math.inf, 0.0, None,
+                        "History.checkpoints[2]: W1 has shape (1, 5), the canonical layout is (5, 1) (fan_in, fan_out)",
+                        Where("update", 2, []))
+    assert battery.floors == {}
+
+
 def test_training_is_judged_only_while_the_reference_stays_finite(battery):
     """The reference's loss overflows before step 3: steps 1 and 2 (and the params after them) are judged, and
     agree; what either run does from there on is not judged."""
@@ -303,3 +473,58 @@ def test_training_within_the_rounding_floor_agrees_within_noise(battery):
     o = compare(battery, s, got, want, CONV, ("train",))
     assert (o.status, o.diff, o.allowed, o.floor, o.where) == (NOISE, 2 ** -41, 2.5e-13, 2e-13, None)
     assert o.words == "loss differs by 4.5e-13 (0.25 vs the reference's 0.25) (allowed 2.5e-13, rounding floor 2e-13)"
+
+
+# --------------------------------------------------------------------------------------------- a check's result
+
+S = {k: Script(k, None, []) for k in ("probe-n", "probe-k", "momentum")}  # result_from reads only their keys
+TEXTBOOK = Conventions(adam="textbook")
+AGREE = Outcome(AGREES, 1e-13, 2.5e-13, None, "outputs differ by 1e-13 (allowed 2.5e-13)")  # 0.4 of its tolerance
+CLOSER = Outcome(AGREES, 2e-13, 2.5e-13, None, "loss differs by 2e-13 (allowed 2.5e-13)")  # 0.8
+NOISY = Outcome(NOISE, 1e-12, 2.5e-13, 2e-13, "loss differs by 1e-12 (allowed 2.5e-13, rounding floor 2e-13)")  # 4
+ILLC = Outcome(ILL, 4e-13, 2.5e-13, 1e-12, "ill-conditioned: one rounding per operation already moves the loss by "
+               "1e-12, over the 2.5e-13 allowed; the difference, 4e-13, is within 10x that")  # 1.6
+OFF = Outcome(DISAGREES, 0.5, 2.5e-13, None, "loss differs by 0.5 (allowed 2.5e-13)", Where("loss"))
+WORSE = Outcome(DISAGREES, 1.0, 1e-12, None, "params differ by 1 (allowed 1e-12)", Where("update", 2, ["W1"]))
+RAISED = Outcome(DISAGREES, math.inf, 0.0, None, "error: train() raised FloatingPointError: overflow",
+                 Where("error"), "train() raised FloatingPointError: overflow")
+
+
+def test_a_check_fails_on_its_first_disagreement_not_its_largest():
+    outcomes = [(S["probe-n"], AGREE, CONV, ("forward",)), (S["probe-k"], OFF, TEXTBOOK, ("loss0",)),
+                (S["momentum"], WORSE, CONV, ("train",))]
+    r = result_from("loss", outcomes, "3 scripts", {"form": "probs"})
+    assert r == CheckResult("loss", "fail", "DISAGREES: loss differs by 0.5 (allowed 2.5e-13)", 0.5, 2.5e-13,
+                            "3 scripts", Where("loss"), "probe-k", TEXTBOOK, ("loss0",), {"form": "probs"})
+
+
+def test_a_check_that_raised_says_what_raised():
+    r = result_from("train", [(S["probe-n"], CLOSER, CONV, ("forward",)), (S["momentum"], RAISED, CONV, ("train",))])
+    assert r == CheckResult("train", "fail", "error: train() raised FloatingPointError: overflow", math.inf, 0.0, "",
+                            Where("error"), "momentum", CONV, ("train",), {})
+
+
+@pytest.mark.parametrize("outcomes, chosen, verdict", [
+    ([AGREE, CLOSER], 1, "agrees"),
+    ([CLOSER, AGREE], 0, "agrees"),
+    ([CLOSER, dataclasses.replace(CLOSER, words="the same ratio, later")], 0, "agrees"),  # a tie: the first
+    ([AGREE, NOISY, CLOSER], 1, "agrees within rounding noise (floor 2e-13)"),
+    ([NOISY, ILLC], 1, ILLC.words),  # the worse status, though its ratio is smaller
+    ([dataclasses.replace(NOISY, floor=None)], 0, "agrees within rounding noise (floor 0)"),  # no floor measured
+], ids=["closer-last", "closer-first", "tie", "noise", "ill", "noise-no-floor"])
+def test_a_check_that_passes_reports_its_closest_call(outcomes, chosen, verdict):
+    """No disagreement: the worst status, then the largest |Δ| relative to its tolerance, is reported, in the
+    policy's words (an ill-conditioned comparison in its own), with the script, conventions and parts it came from."""
+    scripts = list(S.values())
+    convs = [CONV, TEXTBOOK, Conventions()]
+    parts = [("forward",), ("loss0",), ("train",)]
+    r = result_from("loss", [(scripts[i], o, convs[i], parts[i]) for i, o in enumerate(outcomes)], "2 inputs",
+                    {"steps": 3})
+    o = outcomes[chosen]
+    assert r == CheckResult("loss", "pass", verdict, o.diff, o.allowed, "2 inputs", None, scripts[chosen].key,
+                            convs[chosen], parts[chosen], {"steps": 3})
+
+
+def test_a_passing_check_without_detail_or_data():
+    r = result_from("forward", [(S["probe-n"], AGREE, CONV, ("forward",))])
+    assert r == CheckResult("forward", "pass", "agrees", 1e-13, 2.5e-13, "", None, "probe-n", CONV, ("forward",), {})

@@ -229,11 +229,11 @@ def compare(battery: "Battery", script: Script, got: Record, want: Record, conv:
                     add(DISAGREES, math.inf, 0.0, None, problem, Where("update", k, []))
                     break
             else:
-                _train_part(battery, script, got, want, conv, dtype, ks, add, get_floor)
+                _train_part(got, want, dtype, ks, add, get_floor)
     return worst or Outcome()
 
 
-def _train_part(battery, script, got, want, conv, dtype, ks, add, get_floor):
+def _train_part(got, want, dtype, ks, add, get_floor):
     tol = tolerance(dtype)
     stop = len(want.loss)
     bad_ref = np.flatnonzero(~np.isfinite(want.loss))
