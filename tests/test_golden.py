@@ -251,3 +251,105 @@ def test_compute_all_maps_a_failed_or_timed_out_case_to_its_reason():
     assert isinstance(got[bad], str) and "no-such-preset" in got[bad]
     got = G.compute_all([slow], jobs=1, timeout=0.01)  # 10,000 steps take far longer than 10 ms
     assert got[slow].startswith("timeout after")
+
+
+RECREATE = "; recreate it with: xor-rosetta check --update"
+LONG80, LONG81 = "p" * 79 + "q", "p" * 79 + "qr"  # the message shows 80 characters of a field: the 81st is cut
+KEY20, KEY21 = "k" * 19 + "m", "k" * 19 + "mn"  # and 20 of a checkpoint's key or a param's name
+DELETE = object()
+CK = "field checkpoints.10"
+
+
+def golden_file(**fields):
+    """A valid golden file of CASE (two checkpoints, versions and conventions) with `fields` put at their dotted
+    paths ("checkpoints.10.loss"); a value of DELETE removes the field."""
+    data = {"preset": CASE.preset, "implementation": CASE.impl, "dtype": CASE.dtype,
+            "versions": {"numpy": "2.4.6"}, "conventions": {"loss": "mse"}, **golden()}
+    for path, value in fields.items():
+        *parents, last = path.split(".")
+        at = data
+        for p in parents:
+            at = at[p]
+        if value is DELETE:
+            del at[last]
+        else:
+            at[last] = value
+    return data
+
+
+@pytest.mark.parametrize("fields, problem", [
+    ({"preset": "seed-keras"}, "field 'preset' is 'seed-keras', not 'seed-numpy': the file of another case"),
+    ({"implementation": "jax"}, "field 'implementation' is 'jax', not 'numpy': the file of another case"),
+    ({"dtype": "float32"}, "field 'dtype' is 'float32', not 'float64': the file of another case"),
+    ({"preset": LONG80}, f"field 'preset' is {LONG80!r}, not 'seed-numpy': the file of another case"),
+    ({"preset": LONG81}, f"field 'preset' is {LONG80!r}, not 'seed-numpy': the file of another case"),
+    ({"preset": DELETE}, "field 'preset': expected a string, got null"),
+    ({"dtype": 64}, "field 'dtype': expected a string, got a number"),
+    ({"versions": ["numpy"]}, "field 'versions': expected a JSON object, got a list"),
+    ({"versions.numpy": 2}, "field 'versions.numpy': expected a string, got a number"),
+    ({"conventions": "mse"}, "field 'conventions': expected a JSON object, got a string"),
+    ({"conventions.loss": None}, "field 'conventions.loss': expected a string, got null"),
+    ({"checkpoints": DELETE}, "field 'checkpoints': expected a JSON object, got null"),
+    ({"checkpoints": [1]}, "field 'checkpoints': expected a JSON object, got a list"),
+    ({"checkpoints": {}}, "field 'checkpoints' is empty"),
+    ({"checkpoints.5": {}}, "field checkpoints.5: not a golden checkpoint (one of 1, 10, 100, 1000, 10000)"),
+    ({f"checkpoints.{KEY20}": {}}, f"field checkpoints.{KEY20}: not a golden checkpoint (one of 1, 10, 100, 1000, "
+                                   f"10000)"),
+    ({f"checkpoints.{KEY21}": {}}, f"field checkpoints.{KEY20}: not a golden checkpoint (one of 1, 10, 100, 1000, "
+                                   f"10000)"),
+    ({"checkpoints.10": [0.5]}, f"{CK}: expected a JSON object, got a list"),
+    ({"checkpoints.10.loss": DELETE}, f"{CK}.loss: expected a number, got null"),
+    ({"checkpoints.10.loss": "0.5"}, f"{CK}.loss: expected a number, got a string"),
+    ({"checkpoints.10.loss": True}, f"{CK}.loss: expected a number, got a boolean"),
+    ({"checkpoints.10.loss": float("inf")}, f"{CK}.loss: expected a finite number, got inf"),
+    ({"checkpoints.10.loss": float("-inf")}, f"{CK}.loss: expected a finite number, got -inf"),
+    ({"checkpoints.10.loss": float("nan")}, f"{CK}.loss: expected a finite number, got nan"),
+    ({"checkpoints.10.loss": 10**309}, f"{CK}.loss: the number is out of range (310 digits)"),
+    ({"checkpoints.10.params": DELETE}, f"{CK}.params: expected a JSON object, got null"),
+    ({"checkpoints.10.params": [[0.5]]}, f"{CK}.params: expected a JSON object, got a list"),
+    ({"checkpoints.10.params": {}}, f"{CK}.params is empty"),
+    ({"checkpoints.10.params.b0": []}, f"{CK}.params.b0: expected a non-empty list of numbers, got []"),
+    ({"checkpoints.10.params.b0": 0.5}, f"{CK}.params.b0: expected a non-empty list of numbers, got a number"),
+    ({"checkpoints.10.params.b0": [0.5, None]}, f"{CK}.params.b0[1]: expected a number, got null"),
+    ({"checkpoints.10.params.b0": [float("nan")]}, f"{CK}.params.b0[0]: expected a finite number, got nan"),
+    ({"checkpoints.10.params.W0": [[1.0, 2.0], [3.0]]}, f"{CK}.params.W0[1]: rows of different lengths"),
+    ({"checkpoints.10.params.W0": [[], []]}, f"{CK}.params.W0[0]: rows of different lengths"),
+    ({"checkpoints.10.params.W0": [[1.0, float("inf")]]}, f"{CK}.params.W0[0][1]: expected a finite number, got inf"),
+    ({f"checkpoints.10.params.{KEY20}": [None]}, f"{CK}.params.{KEY20}[0]: expected a number, got null"),
+    ({f"checkpoints.10.params.{KEY21}": [None]}, f"{CK}.params.{KEY20}[0]: expected a number, got null"),
+])
+def test_a_malformed_golden_file_is_one_line_naming_the_field(tmp_path, fields, problem):
+    """Each check of `validate`, read through `load`: the whole message, the file named once as corrupt; a field's
+    value is shown to 80 characters and a checkpoint's key or a param's name to 20 (just inside and just outside)."""
+    path = tmp_path / CASE.file
+    path.write_text(json.dumps(golden_file(**fields)))
+    with pytest.raises(XorRosettaError) as e:
+        G.load(CASE, tmp_path)
+    assert str(e.value) == f"golden file {path} is corrupt: {problem}{RECREATE}"
+
+
+@pytest.mark.parametrize("fields", [
+    {},
+    {"versions": DELETE, "conventions": DELETE},
+    {"versions": {}, "conventions": {}},
+    {"checkpoints.10.loss": 1.7976931348623157e308, "checkpoints.10.params.b0": [-1.7976931348623157e308]},
+    {"checkpoints.10.loss": 10**308, "checkpoints.10.params.b0": [0]},
+    {"checkpoints.10000": {"loss": 0.0, "params": {"W0": [[0.0]]}}},
+])
+def test_a_golden_file_just_inside_the_checks_loads(tmp_path, fields):
+    """Versions and conventions are optional; the largest finite numbers, whole numbers and every golden
+    checkpoint are accepted, and the file is returned as it is."""
+    data = golden_file(**fields)
+    (tmp_path / CASE.file).write_text(json.dumps(data))
+    assert G.load(CASE, tmp_path) == data
+
+
+def test_only_the_files_own_name_is_marked_corrupt(tmp_path):
+    """A field that quotes the file's name ("golden file P: ") keeps it: only the message's first one is replaced."""
+    path = tmp_path / CASE.file
+    key = f"golden file {path}: "
+    path.write_text(json.dumps(golden_file(**{"versions": {key: 1}})))
+    with pytest.raises(XorRosettaError) as e:
+        G.load(CASE, tmp_path)
+    assert str(e.value) == (f"golden file {path} is corrupt: field 'versions.{key}': expected a string, got a "
+                            f"number{RECREATE}")
