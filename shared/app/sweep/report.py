@@ -80,12 +80,13 @@ def summarise(header: dict, records: list[dict], out: Path) -> dict:
 
 
 def _compared(records) -> dict:
-    """Per variant: how many seeds had at least two implementations with a verdict from the same weights."""
-    out = defaultdict(int)
-    for (variant, _, _), rs in _same_weights(records).items():
+    """Per variant: how many seeds had at least two implementations with a verdict from the same weights (a seed
+    counts once, also where the frameworks' own initializers gave it several sets of weights)."""
+    out = defaultdict(set)
+    for (variant, seed, _), rs in _same_weights(records).items():
         if len(rs) >= 2:
-            out[variant] += 1
-    return dict(out)
+            out[variant].add(seed)
+    return {v: len(seeds) for v, seeds in out.items()}
 
 
 def _same_weights(records) -> dict:
@@ -207,7 +208,8 @@ def markdown(report: dict, plots: list[str]) -> str:
              f"{spec['layers']} {spec['activations']}, {spec['loss']}, {spec['optimizer']['name']} "
              f"(lr {spec['optimizer']['lr']:g}), {spec['steps']:,} steps, {spec['dtype']}; "
              f"init {spec['init']['scheme']} "
-             f"with seeds {seeds[0]}..{seeds[1] - 1} ({seeds[1] - seeds[0]:,} sets of initial weights). "
+             f"with seeds {seeds[0]}..{seeds[1] - 1} ({seeds[1] - seeds[0]:,} "
+             f"set{'s' if seeds[1] - seeds[0] != 1 else ''} of initial weights). "
              f"Converged: final loss < {h['threshold']:g} and 4/4 correct (the \"4/4 correct\" column counts the "
              "runs with 4/4 right, whatever their loss).", "",
              f"Command: `{h['command']}`" + (f"; wall time {report['wall_seconds']:.0f} s" if "wall_seconds" in report
@@ -231,7 +233,7 @@ def markdown(report: dict, plots: list[str]) -> str:
     if h.get("unavailable"):
         left = "; ".join(f"{n} ({why})" for n, why in h["unavailable"].items())
         lines += ["", f"Left out, not available here: {left}"]
-    if "native_defaults" in report:
+    if report.get("native_defaults"):  # no table where no implementation ran both canonical and another variant
         vs = [v for v in (NATIVE_INIT, NATIVE_EPS, NATIVE) if v in h["variants"]]
         lines += ["", "## Each framework's own defaults", "",
                   "Rates with the framework's own initializer and Adam epsilon, switched one at a time "
@@ -244,8 +246,8 @@ def markdown(report: dict, plots: list[str]) -> str:
             cells = [f"{_pct(row[CANONICAL]['rate'])} {_ci(row[CANONICAL]['wilson95'])}"]
             for v in vs:
                 c = row.get(v)
-                cells.append("–" if c is None else f"{_pct(c['rate'])} {_ci(c['wilson95'])}, "
-                                                   f"{100 * c['change']:+.1f} pp" if c["change"] is not None else "–")
+                change = "" if c is None or c["change"] is None else f", {100 * c['change']:+.1f} pp"
+                cells.append("–" if c is None else f"{_pct(c['rate'])} {_ci(c['wilson95'])}{change}")
             lines.append(f"| {row['impl']} | " + " | ".join(cells) + " |")
     lines += ["", "## Verdicts across implementations", ""]
     compared = report["seeds_compared"]
@@ -253,7 +255,8 @@ def markdown(report: dict, plots: list[str]) -> str:
     if compared:
         lines.append("Seeds where at least two implementations trained from the same weights: " +
                      ", ".join(f"{v} {n:,}" for v, n in compared.items()) +
-                     f". Seeds where their verdicts (converged or not) differ: **{len(differ)}**.")
+                     f". Seeds where their verdicts (converged or not) differ: "
+                     f"**{len({(f['variant'], f['seed']) for f in differ}):,}**.")
     else:
         lines.append("Only one implementation per set of weights: nothing to compare.")
     others = [f for f in report["findings"] if f["kind"] != "verdicts differ"]
