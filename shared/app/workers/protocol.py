@@ -44,12 +44,14 @@ def encode_number(v) -> str:
 def decode_number(s) -> float:
     if isinstance(s, bool) or not isinstance(s, (str, int, float)):
         raise ProtocolError(f"expected a number as a string, got {json.dumps(s)[:40]}")
-    if isinstance(s, str) and "x" in s.lower() and "inf" not in s.lower():
-        return float.fromhex(s)
     try:
+        if isinstance(s, str) and "x" in s.lower() and "inf" not in s.lower():
+            return float.fromhex(s)  # a C99 hex float
         return float(s)
     except ValueError:
-        raise ProtocolError(f"not a number: {s!r}") from None
+        raise ProtocolError(f"not a number: {s!r}"[:80]) from None
+    except OverflowError:  # an integer or a hex float past float64's largest
+        raise ProtocolError(f"out of float64's range: {str(s)[:40]}") from None
 
 
 def encode_array(a) -> list:
@@ -60,10 +62,11 @@ def encode_array(a) -> list:
 def decode_array(obj, shape: tuple | None = None) -> np.ndarray:
     def walk(o):
         return [walk(x) for x in o] if isinstance(o, list) else decode_number(o)
-    a = np.array(walk(obj), dtype=np.float64)
+    try:
+        a = np.array(walk(obj), dtype=np.float64)
+    except ValueError:  # NumPy's refusal of ragged nesting
+        raise ProtocolError("expected an array, got lists of different lengths") from None
     if shape is not None and a.shape != tuple(shape):
-        if a.size == int(np.prod(shape)) and a.ndim == 1 and len(shape) == 1:
-            return a
         raise ProtocolError(f"expected an array of shape {tuple(shape)}, got {a.shape}")
     return a
 
