@@ -977,3 +977,14 @@ def test_register_command_names(kids, runtime):
     assert register_command("node mlp.js", name="mine") == "mine"
     assert sorted(runtime) == ["mine", "numpy (./fake-numpy)"]
     assert runtime["mine"][0].name == "node-mlp" and runtime["mine"][1].summary == "command node mlp.js"
+
+
+def test_two_commands_saying_the_same_name_are_both_kept(kids, runtime):
+    """Two --cmd children whose hello says the same name: the second is registered under its command too (it once
+    replaced the first, silently); a plug-in's name is taken as a built-in's is."""
+    kids.scripts += [v2({"name": "my-mlp"}), v2({"name": "my-mlp"}), v2({"name": "plug"})]
+    assert register_command("./a") == "my-mlp"
+    assert register_command("./b") == "my-mlp (./b)"
+    assert runtime["my-mlp"][0].command == "./a" and runtime["my-mlp (./b)"][0].command == "./b"
+    runtime["plug"] = runtime["my-mlp"]  # as a plug-in registered under that name
+    assert register_command("./c") == "plug (./c)"

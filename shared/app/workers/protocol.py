@@ -376,6 +376,7 @@ def register_command(command: str, name: str | None = None, timeout: float = TIM
     from xor_rosetta import registry
     cls = command_class(command, timeout, own_session=own_session)
     if name is None:
-        name = cls.name if cls.name not in registry.REGISTRY else f"{cls.name} ({command})"
+        taken = cls.name in registry.REGISTRY or cls.name in registry.RUNTIME  # a built-in, a plug-in, another --cmd
+        name = f"{cls.name} ({command})" if taken else cls.name
     registry.register(name, cls, f"command {command}")
     return name
