@@ -82,19 +82,26 @@ def write_config(where: Path, module: str, tests: list[str], mutmut: dict) -> No
 
 
 def refresh(module: str, tests: list[str], mutmut: dict) -> Path:
-    """The last run's build/mutation/<module>/ with today's tests and selection (--again); its source must be today's."""
+    """The last run's build/mutation/<module>/ with today's tests and selection, and today's other modules (--again);
+    the module itself must be as it was: its mutants are that run's."""
     where = BUILD / module.removesuffix(".py").replace("/", ".")
     if not (where / "mutants").is_dir():
         raise SystemExit(f"{module} has no earlier run in {where}: run it in full first")
-    for rel in ("xor_rosetta", "xor_rosetta/implementations"):  # the whole tree as it was built
-        ours = ROOT / ("shared" if rel == "xor_rosetta" else "implementations")
-        changed = [p for p in ours.rglob("*.py") if "__pycache__" not in p.parts and not (
-            (where / rel / p.relative_to(ours)).is_file()
-            and (where / rel / p.relative_to(ours)).read_bytes() == p.read_bytes())]
-        if rel == "xor_rosetta":
-            changed = [p for p in changed if "implementations" not in p.relative_to(ours).parts]
-        if changed:
-            raise SystemExit(f"{module}: {changed[0]} changed since the last run: run the module in full")
+    rel = Path(module).relative_to("xor_rosetta")
+    if (ROOT / "shared" / rel).read_bytes() != (where / module).read_bytes():
+        raise SystemExit(f"{module} changed since its last run: run it in full")
+    for ours, dest in ((ROOT / "shared", Path("xor_rosetta")),
+                       (ROOT / "implementations", Path("xor_rosetta/implementations"))):
+        for p in ours.rglob("*.py"):
+            r = p.relative_to(ours)
+            if "__pycache__" in r.parts or (ours.name == "shared" and r.parts[0] == "implementations"):
+                continue
+            target = dest / r
+            if target.as_posix() != module and (not (where / target).is_file()
+                                                or (where / target).read_bytes() != p.read_bytes()):
+                for base in (where, where / "mutants"):  # the tree as built, and mutmut's copy of it
+                    (base / target).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(p, base / target)
     shutil.rmtree(where / "tests")
     shutil.copytree(ROOT / "tests", where / "tests", ignore=IGNORE)
     write_config(where, module, tests, mutmut)
@@ -213,8 +220,11 @@ def write_results(scores: dict, ours: dict) -> None:
     scores = {m: score(m, s["statuses"], equivalent, s["date"]) for m, s in scores.items()}  # today's list
     for m in sorted(scores, key=list(ours["modules"]).index):
         s = scores[m]
+        unchecked = sum(st == "not checked" for st in s["not_killed"].values())
+        shown = f"{100 * s['score']:.1f}%" if not unchecked else \
+            f"cut short: {s['mutants'] - unchecked} of {s['mutants']} checked"  # no score for a run cut short
         out.append(f"| `{m}` | {s['date']} | `tests/mutation/mutate.py {m}` | {s['mutants']} | {s['equivalent']} | "
-                   f"{s['killed']} | {len(s['not_killed'])} | {100 * s['score']:.1f}% |")
+                   f"{s['killed']} | {len(s['not_killed'])} | {shown} |")
     not_run = [m for m in ours["modules"] if m not in scores]
     if not_run:
         out += ["", "Configured, not yet run: " + ", ".join(f"`{m}`" for m in not_run) + "."]
