@@ -1,7 +1,7 @@
 """The sweep's report (`xor_rosetta.app.sweep.report`) from hand-made records: the Wilson interval, a rate row field by
 field, the seeds compared, the findings and their replay files and commands, the native-defaults table, report.md
-line by line and the files `write` leaves. No sweep runs here: every test is fast, and every expected value is
-written out by hand (the Wilson bounds from the quadratic whose roots they are, to 10 digits)."""
+line by line, the files `write` leaves and what its plots show. No sweep runs here: every test is fast, and every
+expected value is written out by hand (the Wilson bounds from the quadratic whose roots they are, to 10 digits)."""
 from __future__ import annotations
 
 import json
@@ -9,6 +9,7 @@ import math
 import warnings
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from xor_rosetta.app.sweep import report as R
@@ -402,6 +403,18 @@ def test_replay_with_the_frameworks_own_epsilon_and_init(tmp_path):
     assert KERAS.init.seed == 0 and KERAS.optimizer.epsilon == 1e-7  # the preset itself unchanged
 
 
+
+def test_replay_with_the_frameworks_own_init_names_the_first_implementations_init(tmp_path):
+    """The saved init of the first implementation's worker group: one implementation (a finding of one run) or the
+    first of several."""
+    cmd = R.replay({"name": "s"}, KERAS, tmp_path, "native-init", 2, ["jax-vmap"], {})
+    assert cmd == (f"xor-rosetta compare --config {tmp_path}/replay/native-init-seed-2.toml "
+                   f"--init {tmp_path}/inits/jax/seed-2.npz --impls jax")
+    cmd = R.replay({"name": "s"}, KERAS, tmp_path, "native", 4, ["keras", "torch"], {"epsilon": 1e-7})
+    assert cmd == (f"xor-rosetta compare --config {tmp_path}/replay/native-seed-4-eps-1e-07.toml "
+                   f"--init {tmp_path}/inits/keras-tensorflow/seed-4.npz --impls keras,torch")
+
+
 # ---------------------------------------------------------------------------------------------------- _native
 
 def _row(variant, impl, rate, ci):
@@ -558,6 +571,27 @@ def test_markdown_of_one_seed_and_fewer_steps():
         "correct\" column counts the runs with 4/4 right, whatever their loss).")
 
 
+
+def test_markdown_of_one_seed_not_starting_at_zero():
+    report = minimal_report()
+    report["sweep"]["seeds"] = [5, 6]
+    assert "with seeds 5..5 (1 set of initial weights)." in R.markdown(report, []).splitlines()[2]
+    report["sweep"]["seeds"] = [5, 7]
+    assert "with seeds 5..6 (2 sets of initial weights)." in R.markdown(report, []).splitlines()[2]
+
+
+def test_markdown_seconds_per_run_in_the_g_format():
+    row = {"variant": "canonical", "impl": "numpy", "runs": 2, "converged": 1, "rate": 0.5, "wilson95": [0.25, 0.75],
+           "all_correct": 1, "all_correct_wilson95": [0.25, 0.75], "diverged": 0, "errors": 0, "unavailable": 0,
+           "median_steps": 40.5, "agreement": {"agrees": 2}}
+    lines = R.markdown({**minimal_report(), "rates": [{**row, "seconds_per_run": 1.2e-05},
+                                                      {**row, "seconds_per_run": 123456.0}]}, []).splitlines()
+    i = lines.index(TABLE_HEAD[-1])
+    assert lines[i + 1:i + 3] == [
+        "| canonical | numpy | 2 | 1 | 50.0% | [25.0%, 75.0%] | 1 [25.0%, 75.0%] | 0 | 40 | agrees 2 | 1.2e-05 |",
+        "| canonical | numpy | 2 | 1 | 50.0% | [25.0%, 75.0%] | 1 [25.0%, 75.0%] | 0 | 40 | agrees 2 | 1.23e+05 |"]
+
+
 def test_markdown_native_table_follows_the_fixed_order_and_a_zero_change_has_a_sign():
     report = {**minimal_report(variants=["native-eps", "canonical"]),
               "native_defaults": [{"impl": "jax", "canonical": {"rate": 0.5, "wilson95": [0.25, 0.75]},
@@ -657,3 +691,224 @@ def test_write_without_matplotlib_says_the_plots_were_skipped(tmp_path, monkeypa
     assert json.loads((tmp_path / "report.json").read_text()) == {**minimal_report(), "plots": [],
                                                                    "plots_skipped": SKIPPED}
     assert (tmp_path / "report.md").read_text().endswith("\n\nPlots skipped: " + SKIPPED + "\n")
+
+
+# ----------------------------------------------------------------------------------------------- write_plots
+# What each picture shows, read off the matplotlib figures: `_png` (xor_rosetta.app.run.report) is replaced by one
+# that keeps the figure instead of encoding it. Three drawings in all, shared by the tests below.
+
+def _draw(out, report, records, basin):
+    """write_plots with the figures kept: ({file name: bytes}, [figures in the order drawn])."""
+    import matplotlib.pyplot as plt
+    from xor_rosetta.app.run import report as run_report
+    figs = []
+
+    def keep(fig):
+        figs.append(fig)
+        return f"png {len(figs)}".encode()
+
+    before = set(plt.get_fignums())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(run_report, "_png", keep)
+        got = R.write_plots(out, report, records, basin)
+    assert set(plt.get_fignums()) - before == {f.number for f in figs}  # every figure made is one handed to _png
+    return got, figs
+
+
+IMPLS3 = ["numpy", "numpy-batched", "torch"]
+VARIANTS3 = ["canonical", "native-init", "native-eps"]
+HIST_RECORDS = [
+    *(rec(s, "numpy", converged=True, steps_to_threshold=n) for s, n in enumerate([2, 40, 40, 300])),
+    rec(4, "numpy", converged=True, steps_to_threshold=None),  # under the threshold only after its last update
+    rec(5, "numpy", converged=False, steps_to_threshold=7, diverged_at=9),  # under once, not converged
+    failed(6, "numpy", error="worker died"),
+    rec(0, "numpy-batched", converged=True, steps_to_threshold=3, status=None),
+    rec(1, "numpy-batched", converged=True, steps_to_threshold=300, status=None),
+    *(rec(s, "torch", converged=True, steps_to_threshold=1000) for s in range(1200)),
+    rec(0, "numpy", "native-init", converged=False, steps_to_threshold=120, init="a"),  # numpy: no converged run
+    rec(0, "numpy-batched", "native-init", converged=True, steps_to_threshold=110, init="a"),
+    rec(1, "numpy-batched", "native-init", converged=True, steps_to_threshold=150, init="b"),
+    rec(0, "torch", "native-init", converged=True, steps_to_threshold=500, init="c"),
+    rec(0, "torch", "native-eps", converged=False, steps_to_threshold=50, diverged_at=60, epsilon=1e-8),
+    rec(1, "torch", "native-eps", converged=True, steps_to_threshold=None, epsilon=1e-8),
+]
+
+
+def _bool(rows):
+    return np.array([[c == "x" for c in row] for row in rows])
+
+
+def _basin(values, steps, converged, diverged, base=(0.25, -0.5)):
+    return {"weights": ["W0[0,1]", "b1[0]"], "values": np.array(values), "base": base, "steps": np.array(steps),
+            "converged": _bool(converged), "diverged": _bool(diverged)}
+
+
+# a 3 x 3 grid: row i the second weight, column j the first
+BASIN = _basin([-1.0, 0.5, 2.0], [[12, -1, 300], [7, 45, -1], [-1, -1, 9]],
+               converged=["x.x", ".x.", "..."], diverged=["...", "x.x", "x.."])
+ALL_DIVERGED = _basin([0.0, 1.0], [[-1, -1], [-1, -1]], converged=["..", ".."], diverged=["xx", "xx"], base=(1, 0))
+
+
+@pytest.fixture(scope="module")
+def drawings(tmp_path_factory):
+    """{name: (plots, figures)}: 'full' (three implementations, two variants with converged runs and one without,
+    and a basin), 'two' (two implementations, one variant, no basin), 'basin' (no converged run: a basin alone,
+    every cell diverged)."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+    out = tmp_path_factory.mktemp("plots")
+    got = {}
+    # a matplotlibrc with another colour map and interpolation for images: the basin plot's are its own
+    with matplotlib.rc_context({"image.cmap": "magma", "image.interpolation": "bilinear"}):
+        got["full"] = _draw(out, {"sweep": header(name="study", threshold=2.5e-4, impls=IMPLS3, variants=VARIANTS3)},
+                            HIST_RECORDS, BASIN)
+    got["two"] = _draw(out, {"sweep": header(name="pair", impls=["keras", "jax"], variants=["canonical", "native"])},
+                       [rec(0, "keras", "native", converged=True, steps_to_threshold=1),
+                        rec(1, "keras", "native", converged=True, steps_to_threshold=1),
+                        rec(0, "jax", "native", converged=True, steps_to_threshold=5),
+                        rec(0, "keras", converged=True, steps_to_threshold=None)], None)  # canonical: no steps
+    got["basin"] = _draw(out, {"sweep": header(name="wild")},
+                         [rec(0, steps_to_threshold=5), failed(1, error="worker died")], ALL_DIVERGED)
+    yield got
+    for _, figs in got.values():
+        for fig in figs:
+            plt.close(fig)
+
+
+def _outline(patch):
+    """A step histogram's bin edges and counts, from its outline: (e0, 0), (e0, h0), (e1, h0), (e1, h1), ...,
+    (e_n, h_n-1), (e_n, 0)."""
+    xy = patch.get_xy()
+    return list(xy[0::2, 0]), list(xy[1::2, 1][:-1])
+
+
+def _check_bins(edges, lo, hi):
+    """50 edges from lo to hi, evenly spaced on a log scale."""
+    assert len(edges) == 50
+    assert edges[0] == pytest.approx(lo, rel=1e-12) and edges[-1] == pytest.approx(hi, rel=1e-12)
+    ratio = (hi / lo) ** (1 / 49)
+    assert [b / a for a, b in zip(edges, edges[1:])] == pytest.approx([ratio] * 49, rel=1e-9)
+
+
+def _check_counts(patch, values):
+    edges, counts = _outline(patch)
+    assert counts == [sum(a <= v < b or (k == 48 and v == b) for v in values)
+                      for k, (a, b) in enumerate(zip(edges, edges[1:]))]
+    assert sum(counts) == len(values)
+
+
+def _lines(ax):
+    """Each implementation's histogram on an Axes: (label, line width)."""
+    return [(p.get_label(), p.get_linewidth()) for p in ax.patches]
+
+
+def test_write_plots_makes_the_histogram_and_the_basin_plot(drawings):
+    plots, figs = drawings["full"]
+    assert plots == {"steps_histogram.png": b"png 1", "basin.png": b"png 2"} and len(figs) == 2
+    plots, figs = drawings["two"]
+    assert plots == {"steps_histogram.png": b"png 1"} and len(figs) == 1  # no basin
+    plots, figs = drawings["basin"]
+    assert plots == {"basin.png": b"png 1"} and len(figs) == 1  # no converged run with its steps: no histogram
+
+
+def test_write_plots_of_nothing_draws_nothing(tmp_path):
+    plots, figs = _draw(tmp_path, {"sweep": header(variants=["canonical", "native"])},
+                        [rec(0, steps_to_threshold=9), rec(0, "numpy", "native", converged=True)], None)
+    assert plots == {} and figs == []
+
+
+def test_the_histogram_has_one_axes_per_variant_with_converged_runs_side_by_side(drawings):
+    fig = drawings["full"][1][0]
+    assert tuple(fig.get_size_inches()) == pytest.approx((11.0, 3.8))  # 5.5 inches a variant
+    assert fig.get_suptitle() == "study: steps to converge (converged runs)"
+    a, b = fig.axes  # native-eps: no converged run with its steps, no Axes
+    pa, pb = a.get_position(), b.get_position()
+    assert pa.x1 < pb.x0 and (pa.y0, pa.y1) == (pb.y0, pb.y1)  # in one row
+    for ax, title in zip(fig.axes, ["canonical", "native-init"]):
+        assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel(), ax.get_xscale()) == (
+            title, "steps to loss < 0.00025", "runs", "log")
+    fig = drawings["two"][1][0]
+    assert tuple(fig.get_size_inches()) == pytest.approx((5.5, 3.8))
+    assert fig.get_suptitle() == "pair: steps to converge (converged runs)"
+    [ax] = fig.axes
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel(), ax.get_xscale()) == (
+        "native", "steps to loss < 1e-06", "runs", "log")
+
+
+def test_the_histogram_lines_their_legend_and_widths(drawings):
+    """One line a drawn implementation, labelled with its count of converged runs, the first in the header's order
+    widest (4 points) down to 1 point for the last; an implementation with no converged run keeps its width slot."""
+    import matplotlib.patches as mpatches
+    a, b = drawings["full"][1][0].axes
+    assert _lines(a) == [("numpy (4)", 4.0), ("numpy-batched (2)", 2.5), ("torch (1,200)", 1.0)]
+    assert _lines(b) == [("numpy-batched (2)", 2.5), ("torch (1)", 1.0)]
+    [ax] = drawings["two"][1][0].axes
+    assert _lines(ax) == [("keras (2)", 4.0), ("jax (1)", 1.0)]
+    for ax in (a, b, ax):
+        assert all(type(p) is mpatches.Polygon and not p.get_fill() for p in ax.patches)  # outlines, not bars
+        legend = ax.get_legend()
+        assert [t.get_text() for t in legend.get_texts()] == [p.get_label() for p in ax.patches]
+        assert {t.get_fontsize() for t in legend.get_texts()} == {8.0}
+
+
+def test_the_histogram_counts_in_geometric_bins(drawings):
+    """50 edges from the least steps / 1.1 (at least 1) to the most * 1.1, the same for every line of an Axes."""
+    a, b = drawings["full"][1][0].axes
+    for p in a.patches:
+        _check_bins(_outline(p)[0], 2 / 1.1, 1100.0)
+    _check_counts(a.patches[0], [2, 40, 40, 300])
+    _check_counts(a.patches[1], [3, 300])
+    _check_counts(a.patches[2], [1000] * 1200)
+    assert max(_outline(a.patches[2])[1]) == 1200
+    for p in b.patches:
+        _check_bins(_outline(p)[0], 100.0, 550.0)
+    _check_counts(b.patches[0], [110, 150])
+    _check_counts(b.patches[1], [500])
+    [ax] = drawings["two"][1][0].axes
+    for p in ax.patches:
+        _check_bins(_outline(p)[0], 1.0, 5.5)  # 1 / 1.1 raised to 1
+    _check_counts(ax.patches[0], [1, 1])
+    _check_counts(ax.patches[1], [5])
+
+
+def _images(fig):
+    ax, cax = fig.axes
+    greys, steps = ax.get_images()
+    return ax, cax, greys, steps
+
+
+def test_the_basin_plot_shows_diverged_cells_grey_and_converged_ones_by_steps(drawings):
+    from matplotlib.colors import to_rgba
+    fig = drawings["full"][1][1]
+    assert tuple(fig.get_size_inches()) == pytest.approx((6.2, 5.2))
+    ax, cax, greys, steps = _images(fig)
+    assert greys.get_array().dtype == float and np.ma.getmaskarray(greys.get_array()).sum() == 0
+    np.testing.assert_array_equal(greys.get_array(), [[0, 0, 0], [1, 0, 1], [1, 0, 0]])
+    shown = np.ma.filled(steps.get_array().astype(float), np.nan)
+    np.testing.assert_array_equal(shown, [[12, np.nan, 300], [np.nan, 45, np.nan], [np.nan] * 3])
+    for im in (greys, steps):
+        assert list(im.get_extent()) == [-1.0, 2.0, -1.0, 2.0] and im.origin == "lower"
+        assert im.get_interpolation() == "nearest"
+    assert (greys.get_cmap().name, greys.norm.vmin, greys.norm.vmax) == ("Greys", 0, 1.6)  # diverged: mid grey
+    assert steps.get_cmap().name == "viridis"
+    assert (steps.norm.vmin, steps.norm.vmax) == (12, 300)
+    assert cax.get_label() == "<colorbar>" and cax.get_ylabel() == "steps to loss < 0.00025 (converged cells)"
+    assert steps.colorbar is not None and steps.colorbar.ax is cax  # the colour bar of the steps
+    [mark] = ax.get_lines()
+    assert (list(mark.get_xdata()), list(mark.get_ydata())) == ([0.25], [-0.5])
+    assert (mark.get_marker(), to_rgba(mark.get_color()), mark.get_markersize(), mark.get_markeredgewidth()) == (
+        "x", (1.0, 0.0, 0.0, 1.0), 9, 2)
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == (
+        "W0[0,1]", "b1[0]", "study: basin (white: not converged, grey: diverged)")
+
+
+def test_a_basin_where_every_cell_diverged_is_all_grey(drawings):
+    [fig] = drawings["basin"][1]
+    ax, cax, greys, steps = _images(fig)
+    np.testing.assert_array_equal(greys.get_array(), [[1, 1], [1, 1]])
+    assert (greys.norm.vmin, greys.norm.vmax) == (0, 1.6)  # grey, not the colour map's lowest (white)
+    assert np.ma.getmaskarray(steps.get_array()).all()  # nothing converged: no colour
+    assert list(greys.get_extent()) == [0.0, 1.0, 0.0, 1.0]
+    assert [(list(m.get_xdata()), list(m.get_ydata())) for m in ax.get_lines()] == [([1], [0])]
+    assert ax.get_title() == "wild: basin (white: not converged, grey: diverged)"
+    assert cax.get_ylabel() == "steps to loss < 1e-06 (converged cells)"
