@@ -139,14 +139,25 @@ def _unraisable(hook):
     weakref callback, or a __del__): the handler runs again at the next point Python can raise from."""
     def unraisable(u):
         if _received and isinstance(u.exc_value, (KeyboardInterrupt, SystemExit)):
-            import os
-            import threading
-            # sent from another thread, a moment later: its handler runs in the main thread once this hook and the
-            # callback have returned (sent from here, or with _thread.interrupt_main, it would run in this hook)
-            threading.Timer(0.01, os.kill, (os.getpid(), _received[-1])).start()
-            return  # not "Exception ignored ... SystemExit: 143": the signal is acted on
+            import _thread
+            while True:
+                try:
+                    # sent from another thread, a moment later: its handler runs in the main thread once this hook
+                    # and the callback have returned (sent from here, or with _thread.interrupt_main, it would run in
+                    # this hook); _thread does not wait for the thread to start, as threading's Timer does
+                    _thread.start_new_thread(_send_later, (_received[-1],))
+                    return  # not "Exception ignored ... SystemExit: 143": the signal is acted on
+                except (KeyboardInterrupt, SystemExit):  # a signal arrived in this hook after all: send it again
+                    continue
         hook(u)
     return unraisable
+
+
+def _send_later(signum: int) -> None:
+    import os
+    import time
+    time.sleep(0.01)
+    os.kill(os.getpid(), signum)
 
 
 def _outcome(status: int) -> int:
