@@ -699,6 +699,7 @@ def test_write_without_matplotlib_says_the_plots_were_skipped(tmp_path, monkeypa
 
 def _draw(out, report, records, basin):
     """write_plots with the figures kept: ({file name: bytes}, [figures in the order drawn])."""
+    pytest.importorskip("matplotlib")  # the plots extra: absent in CI's NumPy-only environment
     import matplotlib.pyplot as plt
     from xor_rosetta.app.run import report as run_report
     figs = []
@@ -754,6 +755,7 @@ def drawings(tmp_path_factory):
     """{name: (plots, figures)}: 'full' (three implementations, two variants with converged runs and one without,
     and a basin), 'two' (two implementations, one variant, no basin), 'basin' (no converged run: a basin alone,
     every cell diverged)."""
+    pytest.importorskip("matplotlib")
     import matplotlib
     import matplotlib.pyplot as plt
     out = tmp_path_factory.mktemp("plots")
