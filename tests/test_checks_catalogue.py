@@ -458,6 +458,7 @@ def test_continuation_skips_what_it_cannot_run():
 
 # ---------------------------------------------------------------- _identical and _identical_result on hand-made runs
 
+NAN = math.nan
 SGD_SPEC = get_preset("seed-numpy").replace(steps=3)  # plain SGD on MSE: its conventions need no detection
 P = [(np.array([[0.5, -0.25]]), np.array([0.125, 0.0])), (np.array([[1.0], [2.0]]), np.array([-1.0]))]
 
@@ -495,8 +496,12 @@ def run(loss=(0.5, 0.25, 0.125), **checkpoints) -> Record:
     (run(), run(loss=(0.5, 0.25, 0.25)), (0.125, 3, [])),  # update 3 has no checkpoint: no arrays
     (Record(error="boom"), run(), (math.inf, 0, [])),
     (run(), Record(error="boom"), (math.inf, 0, [])),
+    (run(loss=(0.5, NAN, NAN), k2=params(b1=NAN)), run(loss=(0.5, NAN, NAN), k2=params(b1=NAN)), None),  # NaN, NaN
+    (run(), run(loss=(0.5, 0.25, NAN)), (math.inf, 3, [])),  # a NaN beside a number
+    (run(k2=params(W0=NAN)), run(loss=(0.5, 0.25, 0.0), k2=params(W0=NAN, b0=-0.0625)), (0.125, 2, ["b0"])),
+    (run(), run(loss=(0.5, 0.25, -math.inf), k2=params(W1=math.inf)), (math.inf, 2, ["W1"])),
 ], ids=["same", "empty-arrays", "loss", "params", "arrays", "loss-and-params", "loss-first", "no-checkpoint",
-        "error-one", "error-two"])
+        "error-one", "error-two", "nan-both", "nan-one", "nan-both-and-a-number", "inf"])
 def test_identical(one, two, found):
     assert _identical(*pair(one, two)) == found
 

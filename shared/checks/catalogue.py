@@ -163,25 +163,36 @@ def check_continuation(b: Battery) -> CheckResult:
         results[0].script)
 
 
+def _unequal(a, c) -> np.ndarray:
+    """Where two arrays differ, bit for bit as the contract reads: a NaN beside a NaN is the same value."""
+    return (a != c) & ~(np.isnan(a) & np.isnan(c))
+
+
+def _gap(a, c) -> float:
+    """The largest |a - c| where they differ; inf where a NaN stands beside a number."""
+    u = _unequal(a, c)
+    d = np.abs(a[u] - c[u])
+    return float(np.max(np.where(np.isnan(d), np.inf, d), initial=0.0))
+
+
 def _identical(b, s, other) -> tuple | None:
     """None when two runs of the same steps agree bit for bit; else (|Δ|, first step, arrays that differ)."""
     one, two = b.record(s), b.record(other)
     if one.error or two.error:
         return math.inf, 0, []
-    diff, step = float(np.max(np.abs(one.loss - two.loss), initial=0.0)), None
-    bad = np.flatnonzero(one.loss != two.loss)
+    diff, step = _gap(one.loss, two.loss), None
+    bad = np.flatnonzero(_unequal(one.loss, two.loss))
     if bad.size:
         step = int(bad[0]) + 1
     for k in s.checkpoints:
-        d = max(float(np.max(np.abs(a - c), initial=0.0)) for (_, a), (_, c) in
-                zip(names(one.checkpoints[k]), names(two.checkpoints[k])))
-        diff = max(diff, d)
-        if d != 0 and (step is None or k < step):
+        pairs = list(zip(names(one.checkpoints[k]), names(two.checkpoints[k])))
+        diff = max([diff] + [_gap(a, c) for (_, a), (_, c) in pairs])
+        if any(_unequal(a, c).any() for (_, a), (_, c) in pairs) and (step is None or k < step):
             step = k
-    if step is None and diff == 0:
+    if step is None:
         return None
     arrays = [n for (n, a), (_, c) in zip(names(one.checkpoints[step]), names(two.checkpoints[step]))
-              if np.any(a != c)] if step in one.checkpoints else []
+              if _unequal(a, c).any()] if step in one.checkpoints else []
     return diff, step, arrays
 
 
