@@ -296,6 +296,24 @@ def test_a_run_that_disagrees_within_a_split_is_two_findings(tmp_path):
                                                             ("DISAGREES with the reference", "-")]
 
 
+def test_findings_of_one_seed_keep_the_records_order_across_epsilons_and_inits(tmp_path):
+    """Groups of one variant and seed are listed in the records' order, not by their epsilon or init (an init of
+    None beside a named one cannot be sorted)."""
+    records = [
+        rec(7, "torch", "native-eps", epsilon=1e-7, converged=True),
+        rec(7, "torch-vmap", "native-eps", epsilon=1e-7, status=None),
+        rec(7, "jax", "native-eps", epsilon=1e-8, converged=True),
+        rec(7, "keras", "native-eps", epsilon=1e-8),
+        rec(8, "numpy", "native-init", converged=True),  # no init of its own
+        rec(8, "torch", "native-init", init="torch default seed 8", converged=True),
+    ]
+    got = R._findings(header(), records, tmp_path, get_preset("seed-numpy"))
+    cmd = "xor-rosetta compare --config " + str(tmp_path / "replay") + "/"
+    assert [(f["seed"], f["converged"], f["replay"]) for f in got] == [
+        (7, {"torch": True, "torch-vmap": False}, cmd + "native-eps-seed-7-eps-1e-07.toml --impls torch"),
+        (7, {"jax": True, "keras": False}, cmd + "native-eps-seed-7-eps-1e-08.toml --impls jax,keras")]
+
+
 # ------------------------------------------------------------------------------------------------ _why_differ
 
 def _rec(impl, converged, adam="torch", momentum="torch", bce="probs", status=AGREES):
@@ -695,7 +713,7 @@ def test_write_without_matplotlib_says_the_plots_were_skipped(tmp_path, monkeypa
 
 # ----------------------------------------------------------------------------------------------- write_plots
 # What each picture shows, read off the matplotlib figures: `_png` (xor_rosetta.app.run.report) is replaced by one
-# that keeps the figure instead of encoding it. Three drawings in all, shared by the tests below.
+# that keeps the figure instead of encoding it. Three drawings in all, each made by the tests below that read it.
 
 def _draw(out, report, records, basin):
     """write_plots with the figures kept: ({file name: bytes}, [figures in the order drawn])."""
@@ -750,27 +768,49 @@ BASIN = _basin([-1.0, 0.5, 2.0], [[12, -1, 300], [7, 45, -1], [-1, -1, 9]],
 ALL_DIVERGED = _basin([0.0, 1.0], [[-1, -1], [-1, -1]], converged=["..", ".."], diverged=["xx", "xx"], base=(1, 0))
 
 
-@pytest.fixture(scope="module")
-def drawings(tmp_path_factory):
+def _draw_full(out):
+    # a matplotlibrc with another colour map and interpolation for images: the basin plot's are its own
+    import matplotlib
+    with matplotlib.rc_context({"image.cmap": "magma", "image.interpolation": "bilinear"}):
+        return _draw(out, {"sweep": header(name="study", threshold=2.5e-4, impls=IMPLS3, variants=VARIANTS3)},
+                     HIST_RECORDS, BASIN)
+
+
+def _draw_two(out):
+    return _draw(out, {"sweep": header(name="pair", impls=["keras", "jax"], variants=["canonical", "native"])},
+                 [rec(0, "keras", "native", converged=True, steps_to_threshold=1),
+                  rec(1, "keras", "native", converged=True, steps_to_threshold=1),
+                  rec(0, "jax", "native", converged=True, steps_to_threshold=5),
+                  rec(0, "keras", converged=True, steps_to_threshold=None)], None)  # canonical: no steps
+
+
+def _draw_basin(out):
+    return _draw(out, {"sweep": header(name="wild")}, [rec(0, steps_to_threshold=5), failed(1, error="worker died")],
+                 ALL_DIVERGED)
+
+
+class _Drawings(dict):
+    """Each drawing made when a test first asks for it, inside that test (not once for the module: mutmut maps the
+    functions a test calls to that test, and a module's fixture is set up inside the first test only)."""
+    DRAW = {"full": _draw_full, "two": _draw_two, "basin": _draw_basin}
+
+    def __init__(self, out):
+        super().__init__()
+        self.out = out
+
+    def __missing__(self, name):
+        self[name] = got = self.DRAW[name](self.out)
+        return got
+
+
+@pytest.fixture
+def drawings(tmp_path):
     """{name: (plots, figures)}: 'full' (three implementations, two variants with converged runs and one without,
     and a basin), 'two' (two implementations, one variant, no basin), 'basin' (no converged run: a basin alone,
     every cell diverged)."""
     pytest.importorskip("matplotlib")
-    import matplotlib
     import matplotlib.pyplot as plt
-    out = tmp_path_factory.mktemp("plots")
-    got = {}
-    # a matplotlibrc with another colour map and interpolation for images: the basin plot's are its own
-    with matplotlib.rc_context({"image.cmap": "magma", "image.interpolation": "bilinear"}):
-        got["full"] = _draw(out, {"sweep": header(name="study", threshold=2.5e-4, impls=IMPLS3, variants=VARIANTS3)},
-                            HIST_RECORDS, BASIN)
-    got["two"] = _draw(out, {"sweep": header(name="pair", impls=["keras", "jax"], variants=["canonical", "native"])},
-                       [rec(0, "keras", "native", converged=True, steps_to_threshold=1),
-                        rec(1, "keras", "native", converged=True, steps_to_threshold=1),
-                        rec(0, "jax", "native", converged=True, steps_to_threshold=5),
-                        rec(0, "keras", converged=True, steps_to_threshold=None)], None)  # canonical: no steps
-    got["basin"] = _draw(out, {"sweep": header(name="wild")},
-                         [rec(0, steps_to_threshold=5), failed(1, error="worker died")], ALL_DIVERGED)
+    got = _Drawings(tmp_path)
     yield got
     for _, figs in got.values():
         for fig in figs:

@@ -104,6 +104,8 @@ def refresh(module: str, tests: list[str], mutmut: dict) -> Path:
                     shutil.copy2(p, base / target)
     shutil.rmtree(where / "tests")
     shutil.copytree(ROOT / "tests", where / "tests", ignore=IGNORE)
+    # which tests call which function, collected again from today's tests (mutmut would keep the last run's map)
+    (where / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
     write_config(where, module, tests, mutmut)
     return where
 
