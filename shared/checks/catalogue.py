@@ -132,7 +132,8 @@ def check_minibatch_order(b: Battery) -> CheckResult:
 
 
 def check_determinism(b: Battery) -> CheckResult:
-    """The same script on a second fresh instance: bit-identical losses and params."""
+    """The same script on a second fresh instance: bit-identical losses and params (a NaN where the other run has a
+    NaN counts as the same)."""
     s = b.script("momentum")
     b.needs(s.spec)
     if _identical(b, s, b.script("momentum-split")) is None:  # a split run that matches bit for bit: deterministic
