@@ -39,6 +39,29 @@ for _entry in registry.ENTRIES:
 
 set_loader(remote.load_anywhere)  # the checks load a built-in that cannot share this process in its worker
 
+# Mutation runs (tests/mutation/mutate.py) set a wall-clock limit per test: a mutant that makes a test wait forever
+# (a worker that never answers) fails that test instead. mutmut's own limit counts CPU seconds, and a wait uses none.
+WALL_S = float(os.environ.get("XOR_ROSETTA_TEST_WALL_S") or 0)
+
+
+def _past_the_wall(signum, frame):
+    pytest.fail(f"past {WALL_S:g} s of wall-clock time (XOR_ROSETTA_TEST_WALL_S)", pytrace=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    if not WALL_S:
+        yield
+        return
+    import signal
+    old = signal.signal(signal.SIGALRM, _past_the_wall)
+    signal.setitimer(signal.ITIMER_REAL, WALL_S)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
 
 def runs_here(name: str) -> bool:
     """Whether `name` can run in the test process (else it runs in a worker)."""
