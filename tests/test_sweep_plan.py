@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from xor_rosetta.app.sweep.engine import Progress, Store, run_local
-from xor_rosetta.app.sweep.plan import (BATCH_CHUNK, BATCHED, CANONICAL, NATIVE_INIT, Task, _failed, batched_group,
-                                        plan_tasks, run_task)
+from xor_rosetta.app.sweep.plan import (BATCH_CHUNK, BATCHED, CANONICAL, NATIVE_INIT, Task, _failed, _summary,
+                                        batched_group, plan_tasks, run_task)
 from xor_rosetta.compare import DEFAULT_THRESHOLD
+from xor_rosetta.tolerance import DISAGREES
 from xor_rosetta.data import xor_data
 from xor_rosetta.implementations.numpy_mlp import NumpyMLP
 from xor_rosetta.params import init_params
@@ -172,6 +173,18 @@ def test_a_failed_runs_record_has_every_field_empty_but_the_error():
     assert all(v is None for k, v in rec.items() if k != "error")
     assert set(rec) == {"final_loss", "accuracy", "steps_to_threshold", "diverged_at", "converged", "agreement",
                         "status", "explanation", "error"}
+
+
+def test_a_judged_runs_record_carries_the_judgements_verdict_status_and_explanation():
+    from xor_rosetta.app.run.runner import RunResult
+    from xor_rosetta.compare import Finding, Judgement
+    first = Finding(DISAGREES, "params", 7, 0.5, 0.001, None)
+    res = RunResult("numpy", final_loss=0.25, accuracy=0.75, steps_to_threshold=None,
+                    judgement=Judgement(DISAGREES, first, [first]))
+    assert _summary(res, 1e-6) == {
+        "final_loss": 0.25, "accuracy": 0.75, "steps_to_threshold": None, "diverged_at": None, "converged": False,
+        "agreement": "DISAGREES", "status": DISAGREES, "explanation": "at step 7: params differ by 0.5 (allowed 0.001)",
+        "error": None}
 
 
 def test_an_unavailable_implementation_is_a_failed_record(tmp_path):
