@@ -227,14 +227,6 @@ class Variant(Reference):
         return History(losses, saved)
 
 
-def _uses(spec, **need):
-    o = spec.optimizer
-    kind = "adam" if o.name == "adam" else "momentum" if o.momentum else "sgd"
-    return all({"kind": kind in v if isinstance(v, tuple) else kind == v, "loss": spec.loss == v,
-                "act": v in spec.activations, "depth": len(spec.layers) - 1 > v,
-                "batched": (spec.batch_size not in (None, 4)) == v}[k] for k, v in need.items())
-
-
 def variants(spec, check: str) -> list[tuple[str, str, Bug]]:
     """(cause id, what the variant does, bug) for every mistake that could show in `spec`."""
     depth = len(spec.layers) - 1
