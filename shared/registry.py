@@ -135,6 +135,11 @@ def register(name: str, cls, summary: str) -> Entry:
     return entry
 
 
+def unregister(name: str) -> None:
+    """Forget a name `register` gave in this process (a command's `--cmd` children, when the command ends)."""
+    RUNTIME.pop(name, None)
+
+
 def load_problem(entry: Entry) -> str | None:
     """Why `entry` cannot run here (None: it loads); a plug-in is imported to find out, a built-in is not."""
     if entry.builtin:

@@ -115,11 +115,14 @@ def test_node_mutant_is_diagnosed(tmp_path, capsys):
 
 @needs_node
 def test_compare_runs_a_command(tmp_path, capsys):
+    """The command's name is forgotten when compare ends: a second compare in this process names it the same."""
+    from xor_rosetta import registry
     code = main(["compare", "--preset", "seed-numpy", "--steps", "300", "--impls", "numpy",
                  "--cmd", f"{NODE} {MLP_JS}", "--out", str(tmp_path), "--json", "--quiet"])
     rows = {r["implementation"]: r for r in json.loads(capsys.readouterr().out)["implementations"]}
     assert code == 1  # 300 steps do not converge (the threshold is 1e-6); agreement is what this test is about
     assert rows["node-mlp"]["verdict"].startswith("agrees") and rows["node-mlp"]["max_param_diff"] < 1e-13
+    assert "node-mlp" not in registry.RUNTIME
 
 
 # The examples in other languages: each is built where its toolchain is installed (CI installs them: .ci/run),

@@ -25,6 +25,16 @@ def add_arguments(sp) -> None:
 
 
 def run(a) -> int:
+    from xor_rosetta import registry
+    registered: list[str] = []  # the --cmd children's names: this process forgets them when the command ends
+    try:
+        return _run(a, registered)
+    finally:
+        for n in registered:
+            registry.unregister(n)
+
+
+def _run(a, registered: list[str]) -> int:
     from xor_rosetta.app.common.config import choose_spec
     from ...params import init_params
     from xor_rosetta.app.common.progress import Progress
@@ -41,6 +51,7 @@ def run(a) -> int:
         from xor_rosetta.app.workers.protocol import TIMEOUT_S, register_command
         for command in a.cmd:
             names.append(register_command(command, timeout=a.timeout or TIMEOUT_S))
+            registered.append(names[-1])
             registry.load(names[-1]).session.close()  # its worker starts a child of its own
     check_fits(spec, len(names))  # a run that would not fit in memory stops here, before it starts
     if not a.quiet and not a.json:
