@@ -138,7 +138,7 @@ def run_module(module: str, tests: list[str], mutmut: dict, max_children: int, c
     if lost and not collect:  # mutmut 3.8 can end a run with results still pending: those mutants run once more
         print(f"   {len(lost)} mutants left unchecked by mutmut: once more", flush=True)
         with open(where / "run.log", "a") as log:
-            subprocess.run(cmd[:6] + lost, cwd=where, env=env, stdout=log, stderr=subprocess.STDOUT,
+            subprocess.run(cmd[:7] + lost, cwd=where, env=env, stdout=log, stderr=subprocess.STDOUT,
                            stdin=subprocess.DEVNULL)
         statuses = _statuses(mm, where, env)
     if not statuses:
