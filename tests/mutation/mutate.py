@@ -141,6 +141,13 @@ def run_module(module: str, tests: list[str], mutmut: dict, max_children: int, c
             subprocess.run(cmd[:7] + lost, cwd=where, env=env, stdout=log, stderr=subprocess.STDOUT,
                            stdin=subprocess.DEVNULL)
         statuses = _statuses(mm, where, env)
+    slow = [n for n, st in statuses.items() if st == "timeout" and (again is None or n in again)]
+    if slow and not collect:  # past mutmut's limit under load is no verdict: each is run again, alone, to confirm
+        print(f"   {len(slow)} mutants past mutmut's time limit: again, one at a time", flush=True)
+        with open(where / "run.log", "a") as log:
+            subprocess.run(cmd[:5] + ["--max-children", "1"] + slow, cwd=where, env=env, stdout=log,
+                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        statuses = _statuses(mm, where, env)
     if not statuses:
         print((where / "run.log").read_text()[-3000:])
         raise SystemExit(f"mutmut gave no verdicts for {module}: see {where / 'run.log'}")
@@ -204,7 +211,8 @@ def main(argv=None) -> int:
         again = None
         if a.again:  # the last run's verdicts, a run cut short too: its mutants not yet checked are not killed
             last = run_module(module, modules[module], mutmut, a.max_children, collect=True)
-            again = [n for n, st in sorted(last.items()) if st not in KILLED and not is_equivalent(n, equivalent)]
+            again = [n for n, st in sorted(last.items())  # a timeout too: confirmed again
+                     if st != "killed" and not is_equivalent(n, equivalent)]
         statuses = run_module(module, modules[module], mutmut, a.max_children, a.collect, again)
         s = score(module, statuses, equivalent)
         scores[module] = s
