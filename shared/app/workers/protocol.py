@@ -45,8 +45,8 @@ def decode_number(s) -> float:
     if isinstance(s, bool) or not isinstance(s, (str, int, float)):
         raise ProtocolError(f"expected a number as a string, got {json.dumps(s)[:40]}")
     try:
-        if isinstance(s, str) and "x" in s.lower() and "inf" not in s.lower():
-            return float.fromhex(s)  # a C99 hex float
+        if isinstance(s, str) and "x" in s.lower():
+            return float.fromhex(s)  # a C99 hex float (float() reads no x; inf and nan have none)
         return float(s)
     except ValueError:
         raise ProtocolError(f"not a number: {s!r}"[:80]) from None
