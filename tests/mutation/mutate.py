@@ -220,6 +220,9 @@ def main(argv=None) -> int:
               f"({s['equivalent']} equivalent left out): {100 * s['score']:.1f}%", flush=True)
         for n, st in s["not_killed"].items():
             print(f"    {st}: {n}")
+        for n in sorted(n for n, st in statuses.items() if st in KILLED and is_equivalent(n, equivalent)):
+            print(f"    listed as equivalent, but killed: {n} (a changed function numbers its mutants anew: "
+                  f"is the entry's reason still this mutant's?)")
         failed |= bool(s["not_killed"]) if a.sample else s["score"] < ours["min_score"]  # the sample: all killed
         if not a.sample:  # after each module, merged with what is there now: another run may have written it
             BUILD.mkdir(parents=True, exist_ok=True)
