@@ -359,6 +359,8 @@ def diagnose(b: Battery, res: CheckResult) -> Diagnosis:
     d = Diagnosis(res.id, res.where, res.verdict)
     if res.status != FAIL or res.script is None or (res.where and res.where.part == "error"):
         return d
+    if res.where is None and "train" in (res.parts or ("train",)):  # agrees at every step, and did not converge:
+        return d  # no step where a mistake could be replayed
     script = b.scripts[res.script]
     got = b.record(script)
     found: dict[tuple[str, ...], str] = {}
@@ -408,7 +410,7 @@ def diagnose(b: Battery, res: CheckResult) -> Diagnosis:
             for cid, label, bug in variants(script.spec, res.id):
                 hold(cid, attempt(bug, label))
             if script.spec.batch_size not in (None, 4) and "train" in parts and res.id != "continuation":
-                hold("minibatch-order", _rows(b, script, got, conv))
+                hold("minibatch-order", _rows(script, got, conv))
             if not found and res.id != "continuation":  # float32-sized differences: only when nothing specific fits
                 hold("float32", _float32(b, upto, mine, conv, parts))
             if not found:
@@ -485,7 +487,7 @@ def _construction(script: Script, got: Record):
                    and not np.array_equal(a, g)]
         rest_ok = all(np.array_equal(a, g) for (n, a), (_, g) in pairs if n not in flipped)
         if flipped and rest_ok:
-            shown = ", ".join(f"{n} as {dict(pairs)[n].shape}" for n in flipped)
+            shown = ", ".join(f"{n} as {a.shape}" for (n, a), _ in pairs if n in flipped)  # the shape returned
             yield "transposed-weights", f"params() returns the given weights transposed: {shown}"
         same_shapes = all(a.shape == g.shape for (_, a), (_, g) in pairs)
         if same_shapes and all(np.array_equal(a, g.astype(np.float32).astype(np.float64)) for (_, a), (_, g) in pairs) \
@@ -519,7 +521,7 @@ def _float32(b: Battery, script: Script, got: Record, conv: Conventions, parts) 
             f"(against the float64 reference, {gap.words})")
 
 
-def _rows(b: Battery, script: Script, got: Record, conv: Conventions) -> str | None:
+def _rows(script: Script, got: Record, conv: Conventions) -> str | None:
     """Which rows each step used, from each step's loss at the implementation's own params before that step."""
     spec, x, y = script.spec, *xor_data(script.spec.dtype)
     if got.error is not None:
