@@ -575,3 +575,15 @@ def test_verify_diagnoses_params_returned_transposed():
     d = verify(ParamsTransposed, level="quick", ids=["construction"]).diagnosis
     assert [c.id for c, _ in d.causes] == ["transposed-weights"]
     assert d.causes[0][1].startswith("params() returns the given weights transposed: W0 as ("), d.causes[0][1]
+
+
+@pytest.mark.parametrize("res", [
+    CheckResult("loss_bce", "pass", "agrees", script="s1", parts=("loss0",)),  # nothing failed
+    CheckResult("loss_bce", FAIL, "DISAGREES: u", script=None, parts=("loss0",)),  # no script to replay
+    CheckResult("loss_bce", FAIL, "error: boom", where=Where("error"), script="s1", parts=("loss0",)),  # it raised
+    CheckResult("steps_10", FAIL, "agrees, but ...", script="s1", parts=()),  # no where, no parts: the whole run
+], ids=["pass", "no-script", "error", "no-where-no-parts"])
+def test_diagnose_tries_nothing_where_there_is_nothing_to_replay(res):
+    b, _ = s1_battery(LossSummed)
+    d = diagnose(b, res)
+    assert (d.check, d.causes, d.tried, d.together) == (res.id, [], 0, False)

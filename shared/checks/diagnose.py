@@ -375,7 +375,7 @@ def diagnose(b: Battery, res: CheckResult) -> Diagnosis:
         hold("nondeterministic", f"two runs of the same script from the same weights differ by {res.diff:.2g}, "
                                  f"first at step {res.where.step}")
     else:
-        parts = (PART_KEYS[res.where.part],) if res.where and res.where.part in PART_KEYS else res.parts or ("train",)
+        parts = (PART_KEYS[res.where.part],) if res.where else res.parts  # where None: parts without train
         if "params0" in parts:
             for cid, ev in _construction(script, got):
                 hold(cid, ev)
