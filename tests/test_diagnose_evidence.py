@@ -403,8 +403,10 @@ def test_float32_where_a_float32_reference_underflows_measures_the_gap_on_the_ba
     """Weights of 1e-46 are 0 in float32 (under its smallest subnormal): the float32 reference's outputs are 0, and
     the run's, the float64 reference's (1e-46 and so on), disagree with them; the float64 and float32 references
     are then compared, their gap judged with float32 rounding's floor (measured on the battery): float32 rounding
-    moves those outputs as far, so the run is no float32 witness either way, and nothing is said."""
-    spec = Spec(layers=(2, 1), activations=("linear",), loss="mse", steps=1)
+    moves those outputs as far, so the run is no float32 witness either way, and nothing is said. (That floor trains
+    the script in the conventions given: momentum's form.)"""
+    spec = Spec(layers=(2, 1), activations=("linear",), loss="mse", optimizer=Optimizer("sgd", lr=0.1, momentum=0.9),
+                steps=1)  # momentum: the floor's training run reads the conventions' momentum form
     script = Script("tiny", spec, [(np.array([[1e-46], [1e-46]]), np.array([0.0]))], True, (1,), (1,))
     want = run_script(lambda s, p: Reference(s, p, Conventions()), script)
     assert want.outputs[3, 0] == 2e-46 and np.float32(1e-46) == 0  # the premise: float64 holds them, float32 not
