@@ -3,28 +3,14 @@ does a run rounded through float32 at each train() call), convention detection n
 not the first one tried, and a hypothesis of the diagnosis is judged in the best of the reference's forms."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
-from mutants.numpy_mutants import NumpyMLP
+from mutants.numpy_mutants import NumpyMLP, OneUlpPerCall
 from xor_rosetta.checks import verify
 from xor_rosetta.checks.diagnose import Bug, Variant
 from xor_rosetta.interface import Conventions
 from xor_rosetta.reference import FORMS, Reference
-
-
-class OneUlpPerCall(NumpyMLP):
-    """Moves W0[0, 0] up by one ulp at the start of each train() call after the first: a split run is one ulp (or
-    what one ulp becomes in a few steps) away from the whole."""
-    calls = 0
-
-    def train(self, x, y, steps=None, checkpoints=()):
-        self.calls += 1
-        if self.calls > 1:
-            self.Ws[0][0, 0] = np.nextafter(self.Ws[0][0, 0], math.inf)
-        return super().train(x, y, steps, checkpoints)
 
 
 class Float32PerCall(NumpyMLP):

@@ -15,8 +15,8 @@ import warnings
 import numpy as np
 import pytest
 
-from mutants.numpy_mutants import (LossSummed, NumpyMLP, OptimizerAndWindowPerCall, OptimizerPerCall, TruncatedBatches,
-                                   WrongSign)
+from mutants.numpy_mutants import (LossSummed, NumpyMLP, OneUlpPerCall, OptimizerAndWindowPerCall, OptimizerPerCall,
+                                   TruncatedBatches, WrongSign)
 from xor_rosetta.checks import verify
 from xor_rosetta.checks.battery import Battery
 from xor_rosetta.checks.diagnose import (Bug, Cause, Diagnosis, Variant, _construction, _float32, _quote, _rows,
@@ -426,17 +426,6 @@ class LossOnlySummed(NumpyMLP):
     """loss() sums over the batch (4 rows); its gradients and train() are right."""
     def loss(self, x, y):
         return 4 * super().loss(x, y)
-
-
-class OneUlpPerCall(NumpyMLP):
-    """W0[0, 0] one ulp up at the start of each train() call after the first."""
-    calls = 0
-
-    def train(self, x, y, steps=None, checkpoints=()):
-        self.calls += 1
-        if self.calls > 1:
-            self.Ws[0][0, 0] = np.nextafter(self.Ws[0][0, 0], np.inf)
-        return super().train(x, y, steps, checkpoints)
 
 
 class ResetThenDrift(NumpyMLP):

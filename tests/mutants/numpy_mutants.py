@@ -327,6 +327,18 @@ class ShuffledRows(NumpyMLP):
         return np.random.permutation(super().rows(step, b, n))
 
 
+class OneUlpPerCall(NumpyMLP):
+    """Moves W0[0, 0] up by one ulp at the start of each train() call after the first: a split run is one ulp (or
+    what one ulp becomes in a few steps) away from the whole (not catalogued: no mistake explains it)."""
+    calls = 0
+
+    def train(self, x, y, steps=None, checkpoints=()):
+        self.calls += 1
+        if self.calls > 1:
+            self.Ws[0][0, 0] = np.nextafter(self.Ws[0][0, 0], np.inf)
+        return super().train(x, y, steps, checkpoints)
+
+
 MUTANTS = {  # mutant -> the cause verify must name (xor_rosetta.checks.diagnose.CATALOGUE)
     TransposedWeights: "transposed-weights",
     BiasNotUpdated: "bias-not-updated",
